@@ -1,0 +1,18 @@
+//! jitffi: a JIT trampoline compiler for C calls.
+//!
+//! A C function signature is compiled once into machine code specialised for
+//! it, so a runtime can call native functions at nearly the cost of a direct
+//! call. The pipeline: [`cdecl`] parses C declaration text into a
+//! [`Signature`]; [`abi`] plans where every byte goes under one of four
+//! calling conventions; the emitters in `arch` turn the plan into code; and
+//! [`exec`] places the code into W^X memory.
+
+pub mod abi;
+pub mod cdecl;
+pub mod exec;
+pub mod types;
+
+#[path = "../arch/mod.rs"]
+pub mod arch;
+
+pub use types::{Abi, Signature, Type};
