@@ -8,11 +8,15 @@
 //! [`exec`] places the code into W^X memory.
 
 pub mod abi;
+pub mod call;
 pub mod cdecl;
+pub mod disasm;
+pub mod error;
 pub mod exec;
 pub mod types;
 
 #[path = "../arch/mod.rs"]
 pub mod arch;
 
+pub use error::Error;
 pub use types::{Abi, Signature, Type};

@@ -1,0 +1,1 @@
+//! Forward trampolines: the Rust API over plan + emitter + code arena. (In progress.)

@@ -1,0 +1,1 @@
+//! Disassembly of generated code for `jitffi explain` and golden tests. (In progress.)
