@@ -14,6 +14,7 @@ pub mod disasm;
 pub mod error;
 pub mod exec;
 pub mod types;
+pub mod value;
 
 #[path = "../arch/mod.rs"]
 pub mod arch;
