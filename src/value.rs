@@ -247,7 +247,11 @@ impl LitParser<'_> {
         }
         let lower = word.to_ascii_lowercase();
         if matches!(lower.as_str(), "inf" | "infinity" | "nan") {
-            let v = if lower == "nan" { f64::NAN } else { f64::INFINITY };
+            let v = if lower == "nan" {
+                f64::NAN
+            } else {
+                f64::INFINITY
+            };
             return Ok(Literal::Float {
                 value: if neg { -v } else { v },
                 suffix: None,
@@ -260,7 +264,9 @@ impl LitParser<'_> {
             lower.contains('.') || lower.contains('e')
         };
         if is_hex && is_float && !lower.contains('p') {
-            return err(format!("hex floating literal '{whole}' needs a 'p' exponent"));
+            return err(format!(
+                "hex floating literal '{whole}' needs a 'p' exponent"
+            ));
         }
         if is_float {
             let (digits, suffix) = match lower.chars().last() {
@@ -407,7 +413,9 @@ pub fn infer_variadic_type(lit: &Literal, dm: DataModel) -> Result<Type, ValueEr
                     return Ok(Type::Scalar(s));
                 }
             }
-            err(format!("integer literal {value} does not fit any C integer type"))
+            err(format!(
+                "integer literal {value} does not fit any C integer type"
+            ))
         }
         Literal::Float { suffix, .. } => Ok(Type::Scalar(match suffix {
             Some('l') => match dm.long_double {
@@ -480,7 +488,11 @@ pub fn encode(
                 Literal::Int { value, .. } if (0..=u64::MAX as i128).contains(value) => {
                     *value as u64
                 }
-                _ => return err(format!("expected a pointer (NULL, a string or an address) for {ty}")),
+                _ => {
+                    return err(format!(
+                        "expected a pointer (NULL, a string or an address) for {ty}"
+                    ))
+                }
             };
             out[..8].copy_from_slice(&p.to_le_bytes());
             Ok(())
@@ -533,7 +545,10 @@ pub fn encode(
                 RecordKind::Union => r.fields.len().min(1),
             };
             if items.len() > limit {
-                return err(format!("{} initialisers for {ty} ({limit} members)", items.len()));
+                return err(format!(
+                    "{} initialisers for {ty} ({limit} members)",
+                    items.len()
+                ));
             }
             for (item, f) in items.iter().zip(&r.fields) {
                 let at = f.offset as usize;
@@ -565,7 +580,9 @@ fn encode_scalar(lit: &Literal, s: Scalar, out: &mut [u8], ty: &Type) -> Result<
         Literal::Int { value, .. } => *value,
         Literal::Null if s == Scalar::Ptr => 0,
         Literal::Float { .. } => {
-            return err(format!("expected an integer for {ty}, found a floating literal"))
+            return err(format!(
+                "expected an integer for {ty}, found a floating literal"
+            ))
         }
         _ => return err(format!("expected an integer for {ty}")),
     };
@@ -608,7 +625,11 @@ pub fn x87_to_f64(b: &[u8]) -> f64 {
     let sign = if se >> 15 == 1 { -1.0 } else { 1.0 };
     let e = (se & 0x7fff) as i32;
     if e == 0x7fff {
-        return if m << 1 == 0 { sign * f64::INFINITY } else { f64::NAN };
+        return if m << 1 == 0 {
+            sign * f64::INFINITY
+        } else {
+            f64::NAN
+        };
     }
     if m == 0 {
         return sign * 0.0;
@@ -646,7 +667,11 @@ pub fn quad_to_f64(q: u128) -> f64 {
     let e = ((q >> 112) & 0x7fff) as i32;
     let m = q & ((1u128 << 112) - 1);
     if e == 0x7fff {
-        return if m == 0 { sign * f64::INFINITY } else { f64::NAN };
+        return if m == 0 {
+            sign * f64::INFINITY
+        } else {
+            f64::NAN
+        };
     }
     if e == 0 && m == 0 {
         return sign * 0.0;
@@ -813,7 +838,12 @@ mod tests {
 
     #[test]
     fn float_literals_round_trip() {
-        for (t, v) in [("2.5", 2.5), ("1e-7", 1e-7), ("0x1.8p1", 3.0), ("-.5f", -0.5)] {
+        for (t, v) in [
+            ("2.5", 2.5),
+            ("1e-7", 1e-7),
+            ("0x1.8p1", 3.0),
+            ("-.5f", -0.5),
+        ] {
             match parse_literal(t).unwrap() {
                 Literal::Float { value, .. } => assert_eq!(value, v, "{t}"),
                 other => panic!("{t}: {other:?}"),
@@ -890,12 +920,21 @@ mod tests {
         let ty = Type::Record(std::sync::Arc::new(rec));
         let mut out = vec![0u8; 16];
         let mut pool = StringPool::default();
-        encode(&parse_literal("{-3, 2.5}").unwrap(), &ty, &mut out, &mut pool).unwrap();
+        encode(
+            &parse_literal("{-3, 2.5}").unwrap(),
+            &ty,
+            &mut out,
+            &mut pool,
+        )
+        .unwrap();
         // SAFETY: no char pointers in this type.
         assert_eq!(unsafe { format_value(&ty, &out) }, "{-3, 2.5}");
         let s = b"hi\n\0";
         let p = (s.as_ptr() as u64).to_le_bytes();
         // SAFETY: p points at a NUL-terminated string.
-        assert_eq!(unsafe { format_value(&Type::pointer("char"), &p) }, "\"hi\\n\"");
+        assert_eq!(
+            unsafe { format_value(&Type::pointer("char"), &p) },
+            "\"hi\\n\""
+        );
     }
 }
