@@ -49,7 +49,9 @@ const RET_GPRS: [u8; 2] = [RAX, RDX];
 /// register of the sequence %xmm0, %xmm1 is used".
 const RET_XMMS: u8 = 2;
 
-/// The psABI's register classes (§3.2.3 "Definitions").
+/// The psABI's register classes (§3.2.3 "Definitions"), named as it names
+/// them (hence `NoClass`).
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Class {
     /// Padding and empty structs; the initial class of every eightbyte.
