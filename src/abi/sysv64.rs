@@ -796,6 +796,75 @@ mod tests {
     }
 
     #[test]
+    fn every_plan_validates() {
+        // Many shapes, many positions: each plan is either refused or
+        // passes validate(), and never panics.
+        let chars = |n| Type::array(s(Scalar::U8), n).unwrap();
+        let pool = vec![
+            s(Scalar::Bool),
+            s(Scalar::I8),
+            s(Scalar::U16),
+            s(Scalar::I32),
+            s(Scalar::U64),
+            s(Scalar::F32),
+            s(Scalar::F64),
+            s(Scalar::F80),
+            s(Scalar::I128),
+            s(Scalar::F128),
+            Type::pointer("void"),
+            Type::Complex(Scalar::F32),
+            Type::Complex(Scalar::F64),
+            Type::Complex(Scalar::F80),
+            Type::Complex(Scalar::F128),
+            st(vec![]),
+            st(vec![chars(3)]),
+            st(vec![chars(13)]),
+            st(vec![s(Scalar::F32), s(Scalar::F32), s(Scalar::I32)]),
+            st(vec![s(Scalar::F64), s(Scalar::F64)]),
+            st(vec![s(Scalar::F64); 3]),
+            st(vec![s(Scalar::F80)]),
+            un(vec![s(Scalar::F80), s(Scalar::I32)]),
+            un(vec![s(Scalar::F128), s(Scalar::F64)]),
+            rec(
+                RecordKind::Struct,
+                true,
+                None,
+                vec![s(Scalar::I8), s(Scalar::I64)],
+            ),
+            rec(
+                RecordKind::Struct,
+                false,
+                Some(16),
+                vec![s(Scalar::I64), s(Scalar::I64)],
+            ),
+            rec(RecordKind::Struct, false, Some(16), vec![s(Scalar::I32)]),
+            Type::Void,
+        ];
+        let mut planned = 0;
+        for (i, ret) in pool.iter().enumerate() {
+            for k in 0..pool.len() {
+                // A rolling window of 12 arguments starting at k.
+                let args: Vec<Type> = (0..12)
+                    .map(|j| pool[(k + j * (i + 1)) % pool.len()].clone())
+                    .collect();
+                for variadic in [false, true] {
+                    let mut sig = Signature::new(Abi::SysV64, ret.clone(), args.clone());
+                    if variadic {
+                        sig.variadic = true;
+                        sig.fixed_args = 1;
+                    }
+                    if let Ok(p) = plan(&sig) {
+                        assert_eq!(p.validate(&sig), Ok(()), "{}", p.display(&sig));
+                        assert!(p.al.is_some() == variadic && p.al.unwrap_or(0) <= 8);
+                        planned += 1;
+                    }
+                }
+            }
+        }
+        assert!(planned > 100, "{planned}");
+    }
+
+    #[test]
     fn float128_is_one_xmm() {
         let p = planned(s(Scalar::F128), vec![s(Scalar::F64), s(Scalar::F128)]);
         assert_eq!(
