@@ -426,13 +426,21 @@ impl Record {
     /// Whether any scalar leaf sits at an offset that is not a multiple of
     /// its natural alignment (possible only in packed records).
     pub fn has_unaligned_fields(&self) -> bool {
-        let mut bad = false;
-        Type::Record(Arc::new(self.clone())).for_each_scalar(0, &mut |off, s| {
-            if off % s.align() != 0 {
-                bad = true;
+        // Every element of an array has the same alignment residue as the
+        // first (the element size is a multiple of its alignment), so one
+        // element stands for all: the walk is linear in the declaration,
+        // not in the array lengths.
+        fn unaligned(ty: &Type, base: u32) -> bool {
+            match ty {
+                Type::Void => false,
+                Type::Scalar(s) => base % s.align() != 0,
+                Type::Pointer(_) => base % 8 != 0,
+                Type::Complex(s) => base % s.align() != 0,
+                Type::Array(t, n) => *n > 0 && unaligned(t, base),
+                Type::Record(r) => r.fields.iter().any(|f| unaligned(&f.ty, base + f.offset)),
             }
-        });
-        bad
+        }
+        self.fields.iter().any(|f| unaligned(&f.ty, f.offset))
     }
 }
 
