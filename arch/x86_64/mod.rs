@@ -197,17 +197,17 @@ impl Emitter<'_> {
             ; mov rbp, rsp
         );
         for &r in &saved {
-            dynasm!(self.ops ; .arch x64 ; push Rq(r));
+            self.push_pop(r, true);
         }
         self.alloc_frame(frame);
         if uses_args {
-            dynasm!(self.ops ; .arch x64 ; mov Rq(ARGS), rsi);
+            dynasm!(self.ops ; .arch x64 ; mov rbx, rsi);
         }
         if uses_ret {
-            dynasm!(self.ops ; .arch x64 ; mov Rq(RET), rdx);
+            dynasm!(self.ops ; .arch x64 ; mov r12, rdx);
         }
         if target == Target::Unbound {
-            dynasm!(self.ops ; .arch x64 ; mov Rq(TARGET), rdi);
+            dynasm!(self.ops ; .arch x64 ; mov r13, rdi);
         }
 
         self.memory_phase()?;
@@ -219,15 +219,17 @@ impl Emitter<'_> {
             dynasm!(self.ops ; .arch x64 ; mov eax, al as i32);
         }
         match target {
-            Target::Unbound => dynasm!(self.ops ; .arch x64 ; call Rq(TARGET)),
-            Target::Bound(addr) => {
-                let r = if plan.al.is_some() { R11 } else { RAX };
-                dynasm!(self.ops
-                    ; .arch x64
-                    ; mov Rq(r), QWORD addr as i64
-                    ; call Rq(r)
-                );
-            }
+            Target::Unbound => dynasm!(self.ops ; .arch x64 ; call r13),
+            Target::Bound(addr) if plan.al.is_some() => dynasm!(self.ops
+                ; .arch x64
+                ; mov r11, QWORD addr as i64
+                ; call r11
+            ),
+            Target::Bound(addr) => dynasm!(self.ops
+                ; .arch x64
+                ; mov rax, QWORD addr as i64
+                ; call rax
+            ),
         }
 
         self.result_phase()?;
@@ -239,7 +241,7 @@ impl Emitter<'_> {
             dynasm!(self.ops ; .arch x64 ; lea rsp, [rbp + d]);
         }
         for &r in saved.iter().rev() {
-            dynasm!(self.ops ; .arch x64 ; pop Rq(r));
+            self.push_pop(r, false);
         }
         dynasm!(self.ops
             ; .arch x64
@@ -247,6 +249,20 @@ impl Emitter<'_> {
             ; ret
         );
         Ok(())
+    }
+
+    /// Saves (`push`) or restores (`pop`) one of the trampoline's own
+    /// callee-saved registers. Static register names give the shortest
+    /// encodings (dynasm adds a REX prefix to every dynamic register).
+    fn push_pop(&mut self, r: u8, push: bool) {
+        match (r, push) {
+            (RBX, true) => dynasm!(self.ops ; .arch x64 ; push rbx),
+            (R12, true) => dynasm!(self.ops ; .arch x64 ; push r12),
+            (_, true) => dynasm!(self.ops ; .arch x64 ; push r13),
+            (RBX, false) => dynasm!(self.ops ; .arch x64 ; pop rbx),
+            (R12, false) => dynasm!(self.ops ; .arch x64 ; pop r12),
+            (_, false) => dynasm!(self.ops ; .arch x64 ; pop r13),
+        }
     }
 
     /// `sub rsp, frame`, touching every page on the way down when the frame
