@@ -42,6 +42,9 @@
 //! this trampoline's callee, so nothing extra needs saving; Win64 has no red
 //! zone, and the trampoline never uses memory below rsp anyway.
 
+// dynasm's expansion of dynamic registers (`Rq(n)`) calls `.into()` on u8.
+#![allow(clippy::useless_conversion)]
+
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 
@@ -292,7 +295,7 @@ impl Emitter<'_> {
     fn value_base(&mut self, i: usize) -> Result<(u8, i64), EmitError> {
         match self.source {
             ArgSource::Pointers => {
-                let d = disp(0, (i as u32).checked_mul(8).unwrap_or(u32::MAX))?;
+                let d = disp(0, (i as u32).saturating_mul(8))?;
                 dynasm!(self.ops ; .arch x64 ; mov Rq(VALPTR), [Rq(ARGS) + d]);
                 Ok((VALPTR, 0))
             }
