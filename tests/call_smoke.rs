@@ -449,3 +449,108 @@ fn trampolines_are_usable_from_other_threads() {
         h.join().unwrap();
     }
 }
+
+// ---- more shapes: memory-class and odd-sized structs, big copies, i128 ----
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Q3 {
+    a: i64,
+    b: i64,
+    c: i64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct C7 {
+    c: [u8; 7],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Big {
+    w: [u32; 50],
+}
+
+extern "C" fn odd_shapes(q: Q3, c: C7, big: Big, x: i32, c2: C7) -> i64 {
+    let mut acc = q.a.wrapping_mul(3) ^ q.b.wrapping_mul(5) ^ q.c.wrapping_mul(7);
+    for (i, b) in c.c.iter().chain(c2.c.iter()).enumerate() {
+        acc = acc
+            .wrapping_mul(131)
+            .wrapping_add(*b as i64 * (i as i64 + 1));
+    }
+    for w in big.w {
+        acc = acc.wrapping_mul(17).wrapping_add(w as i64);
+    }
+    acc.wrapping_add(x as i64)
+}
+extern "win64" fn odd_shapes_w(q: Q3, c: C7, big: Big, x: i32, c2: C7) -> i64 {
+    odd_shapes(q, c, big, x, c2)
+}
+
+extern "C" fn wide(a: i128, x: i32, b: i128) -> i128 {
+    a.wrapping_mul(3).wrapping_sub(b) ^ (x as i128)
+}
+
+#[test]
+fn memory_class_odd_sized_and_large_structs() {
+    let q = Q3 {
+        a: -1,
+        b: 1 << 40,
+        c: 12345,
+    };
+    let c = C7 {
+        c: [1, 2, 3, 0xfe, 5, 6, 0x80],
+    };
+    let c2 = C7 {
+        c: [9, 8, 7, 6, 5, 4, 3],
+    };
+    let mut big = Big { w: [0; 50] };
+    for (i, w) in big.w.iter_mut().enumerate() {
+        *w = (i as u32).wrapping_mul(0x9e37_79b9);
+    }
+    let ty_q3 = record(vec![s(Scalar::I64); 3]);
+    let ty_c7 = record(vec![Type::array(s(Scalar::U8), 7).unwrap()]);
+    let ty_big = record(vec![Type::array(s(Scalar::U32), 50).unwrap()]);
+    assert_eq!(ty_big.size() as usize, size_of::<Big>());
+    let args = [bytes(&q), bytes(&c), bytes(&big), bytes(&-9i32), bytes(&c2)];
+    let want = bytes(&odd_shapes(q, c, big, -9, c2));
+    // SysV: Q3 and Big are MEMORY class (stack), C7 in one GPR (7 bytes).
+    // Win64: Q3 and Big by reference, C7 (7 bytes) by reference too, the
+    // fifth argument's address on the stack past the shadow space.
+    for (abi, f) in [
+        (Abi::SysV64, odd_shapes as *const c_void),
+        (Abi::Win64, odd_shapes_w as *const c_void),
+    ] {
+        let sig = Signature::new(
+            abi,
+            s(Scalar::I64),
+            vec![
+                ty_q3.clone(),
+                ty_c7.clone(),
+                ty_big.clone(),
+                s(Scalar::I32),
+                ty_c7.clone(),
+            ],
+        );
+        check_all(&sig, f, &args, &want);
+    }
+}
+
+#[test]
+fn int128_pairs() {
+    let a: i128 = (-7i128 << 90) + 12345;
+    let b: i128 = (1i128 << 100) - 3;
+    let sig = Signature::new(
+        Abi::SysV64,
+        s(Scalar::I128),
+        vec![s(Scalar::I128), s(Scalar::I32), s(Scalar::I128)],
+    );
+    let want = bytes(&wide(a, -2, b));
+    check_all(
+        &sig,
+        wide as *const c_void,
+        &[bytes(&a), bytes(&-2i32), bytes(&b)],
+        &want,
+    );
+}

@@ -705,3 +705,59 @@ fn refuses_what_it_cannot_emit() {
     let p = plan(Abi::SysV64, vec![], RetPlan::Direct(vec![gpr(0, 8, RCX)]));
     assert!(emit_err(&sig, &p).contains("result"));
 }
+
+/// `int f(int, ...)` called with `(2.5, 3)`, Win64 (DESIGN case 25;
+/// Microsoft x64 "Varargs": "floating-point values only, both the integer
+/// register and the floating-point register must contain the value"): ecx,
+/// 2.5 in xmm1 and rdx, 3 in r8d; 32 bytes of shadow space, no `al`.
+#[test]
+fn win64_variadic_float_duplicated() {
+    let mut sig = Signature::new(
+        Abi::Win64,
+        s(Scalar::I32),
+        vec![s(Scalar::I32), s(Scalar::F64), s(Scalar::I32)],
+    );
+    sig.fixed_args = 1;
+    sig.variadic = true;
+    let mut p = plan(
+        Abi::Win64,
+        vec![
+            one(gpr(0, 4, RCX)),
+            ArgPlan::Direct(vec![
+                xmm(0, 8, 1),
+                part(0, 8, Loc::Reg(Reg::Gpr(RDX)), PartClass::Float),
+            ]),
+            one(gpr(0, 4, 8)),
+        ],
+        RetPlan::Direct(vec![gpr(0, 4, RAX)]),
+    );
+    p.stack_size = 32;
+    p.shadow_space = 32;
+    check(
+        &sig,
+        &p,
+        ArgSource::Frame(&[0, 8, 16]),
+        Target::Bound(0x1000),
+        "
+        push rbp
+        mov rbp, rsp
+        push rbx
+        push r12
+        sub rsp, 0x20
+        mov rbx, rsi
+        mov r12, rdx
+        mov ecx, [rbx]
+        movsd xmm1, [rbx+8]
+        mov rdx, [rbx+8]
+        mov r8d, [rbx+0x10]
+        mov rax, 0x1000
+        call rax
+        mov [r12], rax
+        lea rsp, [rbp-0x10]
+        pop r12
+        pop rbx
+        pop rbp
+        ret
+        ",
+    );
+}
