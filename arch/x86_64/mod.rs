@@ -431,6 +431,8 @@ impl Emitter<'_> {
                 match p.size {
                     4 => dynasm!(self.ops ; .arch x64 ; movss Rx(x), DWORD [Rq(base) + src]),
                     8 => dynasm!(self.ops ; .arch x64 ; movsd Rx(x), QWORD [Rq(base) + src]),
+                    // A whole vector register (e.g. `__m128`): exactly 16 bytes.
+                    16 => dynasm!(self.ops ; .arch x64 ; movups Rx(x), OWORD [Rq(base) + src]),
                     1..=7 => {
                         self.load_gpr(R11, RAX, base, src, p.size, Ext::None, i)?;
                         dynasm!(self.ops ; .arch x64 ; movq Rx(x), Rq(R11));
@@ -618,6 +620,8 @@ impl Emitter<'_> {
                 Loc::Reg(Reg::Fpr(x)) if x < 16 => match p.size {
                     4 => dynasm!(self.ops ; .arch x64 ; movss DWORD [Rq(RET) + d], Rx(x)),
                     8 => dynasm!(self.ops ; .arch x64 ; movsd QWORD [Rq(RET) + d], Rx(x)),
+                    // Win64 returns `__int128` in xmm0 (gcc, clang); `__m128`.
+                    16 => dynasm!(self.ops ; .arch x64 ; movups OWORD [Rq(RET) + d], Rx(x)),
                     1..=7 => {
                         dynasm!(self.ops ; .arch x64 ; movq Rq(R11), Rx(x));
                         self.store_gpr(R11, RET, d, p.size)?;
