@@ -13,8 +13,10 @@
 //! receives the result as its C type and must hold
 //! [`Trampoline::ret_buffer_size`] bytes.
 
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::abi::CallPlan;
 use crate::arch::{ArgSource, Target};
@@ -37,8 +39,16 @@ pub enum ArgMode {
 pub type Entry = unsafe extern "C" fn(*const c_void, *const c_void, *mut c_void);
 
 /// A compiled forward trampoline. Immutable once built: `Send + Sync`, and
-/// callable from any number of threads at once.
+/// callable from any number of threads at once. Cloning is cheap (the code
+/// is shared), and compiling an identical signature again (same mode, same
+/// bound target) returns the code already compiled, while any handle to it
+/// is alive.
+#[derive(Clone)]
 pub struct Trampoline {
+    inner: Arc<Compiled>,
+}
+
+struct Compiled {
     sig: Signature,
     plan: CallPlan,
     mode: ArgMode,
@@ -53,13 +63,14 @@ pub struct Trampoline {
 
 impl fmt::Debug for Trampoline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &*self.inner;
         f.debug_struct("Trampoline")
-            .field("signature", &self.sig.c_decl())
-            .field("abi", &self.sig.abi)
-            .field("mode", &self.mode)
-            .field("bound", &self.bound)
-            .field("entry", &self.code.as_ptr())
-            .field("code_len", &self.code.len())
+            .field("signature", &c.sig.c_decl())
+            .field("abi", &c.sig.abi)
+            .field("mode", &c.mode)
+            .field("bound", &c.bound)
+            .field("entry", &c.code.as_ptr())
+            .field("code_len", &c.code.len())
             .finish()
     }
 }
@@ -70,9 +81,51 @@ impl fmt::Debug for Trampoline {
 /// is the Microsoft convention, which it does not implement.
 const HOST_ENTRY_IS_SYSV: bool = cfg!(all(target_arch = "x86_64", not(windows)));
 
+/// Cache key: what makes two compilations produce the same code.
+type CacheKey = (Signature, ArgMode, Option<usize>);
+
+/// Compiled trampolines by key. Entries are weak: the cache never keeps
+/// code alive by itself, and a dead entry is replaced on the next miss.
+fn cache() -> &'static Mutex<HashMap<CacheKey, Weak<Compiled>>> {
+    static CACHE: OnceLock<Mutex<HashMap<CacheKey, Weak<Compiled>>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Plans and emits the machine code of a forward trampoline, without
+/// installing it: works for every ABI on every host (used by `explain` and
+/// golden tests). Returns the plan and the code.
+pub fn emit(
+    sig: &Signature,
+    mode: ArgMode,
+    target: Option<*const c_void>,
+) -> Result<(CallPlan, Vec<u8>), Error> {
+    let plan = crate::abi::plan(sig)?;
+    plan.validate(sig)?;
+    let (offsets, _) = sig.frame_layout();
+    let source = match mode {
+        ArgMode::Pointers => ArgSource::Pointers,
+        ArgMode::Frame => ArgSource::Frame(&offsets),
+    };
+    let bind = match target {
+        None => Target::Unbound,
+        Some(p) if p.is_null() => {
+            return Err(Error::Argument(
+                "cannot bind a null function pointer".into(),
+            ))
+        }
+        Some(p) => Target::Bound(p as usize as u64),
+    };
+    let bytes = match sig.abi.isa() {
+        Isa::X86_64 => crate::arch::x86_64::emit_forward(sig, &plan, source, bind)?,
+        Isa::Aarch64 => return Err(Error::Emit("no AArch64 emitter yet".into())),
+    };
+    Ok((plan, bytes))
+}
+
 impl Trampoline {
     /// Plans (`crate::abi::plan`), validates, emits, and installs into
-    /// executable memory.
+    /// executable memory — or returns the trampoline already compiled for
+    /// the same signature, mode and target.
     ///
     /// `target`: `None` compiles an unbound trampoline (the callee is given
     /// per call); `Some(f)` bakes `f` into the code.
@@ -84,42 +137,32 @@ impl Trampoline {
         if !sig.abi.executable_here() {
             return Err(Error::NotExecutable(sig.abi));
         }
-        let plan = crate::abi::plan(sig)?;
-        plan.validate(sig)?;
+        if sig.abi.isa() == Isa::X86_64 && !HOST_ENTRY_IS_SYSV {
+            return Err(Error::Emit(
+                "trampolines entered with the Microsoft x64 convention are not implemented".into(),
+            ));
+        }
+        // The function's name does not change the code.
+        let mut key_sig = sig.clone();
+        key_sig.name = None;
+        let key: CacheKey = (key_sig, mode, target.map(|p| p as usize));
+        // A poisoned lock only means another thread panicked mid-insert; the
+        // map itself is always consistent, so keep using it.
+        let mut map = cache().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(inner) = map.get(&key).and_then(Weak::upgrade) {
+            return Ok(Trampoline { inner });
+        }
+        let (plan, bytes) = emit(sig, mode, target)?;
         let (offsets, frame_size) = sig.frame_layout();
-        let source = match mode {
-            ArgMode::Pointers => ArgSource::Pointers,
-            ArgMode::Frame => ArgSource::Frame(&offsets),
-        };
-        let bind = match target {
-            None => Target::Unbound,
-            Some(p) if p.is_null() => {
-                return Err(Error::Argument(
-                    "cannot bind a null function pointer".into(),
-                ))
-            }
-            Some(p) => Target::Bound(p as usize as u64),
-        };
-        let bytes = match sig.abi.isa() {
-            Isa::X86_64 if HOST_ENTRY_IS_SYSV => {
-                crate::arch::x86_64::emit_forward(sig, &plan, source, bind)?
-            }
-            Isa::X86_64 => {
-                return Err(Error::Emit(
-                    "trampolines entered with the Microsoft x64 convention are not implemented"
-                        .into(),
-                ))
-            }
-            Isa::Aarch64 => return Err(Error::Emit("no AArch64 emitter yet".into())),
-        };
         let code = CodeArena::global().install(&bytes)?;
         // SAFETY: `code` holds the instructions just emitted for exactly this
         // entry type (three pointer parameters in the host C convention, no
-        // result), installed executable; it lives as long as `self`, and the
-        // pointer is only called through `call_raw`/`call`, or handed out by
-        // `entry`, whose callers must keep the Trampoline alive.
+        // result), installed executable; it lives as long as the Compiled
+        // that holds it, and the pointer is only called through
+        // `call_raw`/`call`, or handed out by `entry`, whose callers must
+        // keep the Trampoline alive.
         let entry = unsafe { std::mem::transmute::<*const u8, Entry>(code.as_ptr()) };
-        Ok(Trampoline {
+        let inner = Arc::new(Compiled {
             sig: sig.clone(),
             plan,
             mode,
@@ -128,32 +171,39 @@ impl Trampoline {
             frame_size: frame_size as usize,
             entry,
             code,
-        })
+        });
+        if map.len() >= 64 && map.len().is_power_of_two() {
+            // Sweep dead entries now and then so the map stays bounded by
+            // the live trampolines.
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        map.insert(key, Arc::downgrade(&inner));
+        Ok(Trampoline { inner })
     }
 
     /// The signature this trampoline was compiled from.
     pub fn signature(&self) -> &Signature {
-        &self.sig
+        &self.inner.sig
     }
 
     /// The call plan the code implements.
     pub fn plan(&self) -> &CallPlan {
-        &self.plan
+        &self.inner.plan
     }
 
     /// How the trampoline reads its arguments.
     pub fn mode(&self) -> ArgMode {
-        self.mode
+        self.inner.mode
     }
 
     /// Whether the callee is baked into the code.
     pub fn is_bound(&self) -> bool {
-        self.bound
+        self.inner.bound
     }
 
     /// The compiled entry point. It is valid only while `self` is alive.
     pub fn entry(&self) -> Entry {
-        self.entry
+        self.inner.entry
     }
 
     /// Calls the target through the trampoline, unchecked.
@@ -173,7 +223,7 @@ impl Trampoline {
     pub unsafe fn call_raw(&self, target: *const c_void, args: *const c_void, ret: *mut c_void) {
         // SAFETY: the caller upholds the contract above, which is exactly
         // what the emitted code relies on.
-        unsafe { (self.entry)(target, args, ret) }
+        unsafe { (self.inner.entry)(target, args, ret) }
     }
 
     /// Calls the target with `args[i]` pointing at argument `i`, checking
@@ -192,21 +242,21 @@ impl Trampoline {
         args: &[*const c_void],
         ret: *mut c_void,
     ) -> Result<(), Error> {
-        if self.mode != ArgMode::Pointers {
+        if self.inner.mode != ArgMode::Pointers {
             return Err(Error::Argument(
                 "Trampoline::call needs a pointer-mode trampoline; use call_raw with a frame"
                     .into(),
             ));
         }
-        if args.len() != self.sig.args.len() {
+        if args.len() != self.inner.sig.args.len() {
             return Err(Error::Argument(format!(
                 "{} takes {} arguments, {} given",
-                self.sig.c_decl(),
-                self.sig.args.len(),
+                self.inner.sig.c_decl(),
+                self.inner.sig.args.len(),
                 args.len()
             )));
         }
-        if !self.bound && target.is_null() {
+        if !self.inner.bound && target.is_null() {
             return Err(Error::Argument("null target function".into()));
         }
         if ret.is_null() && self.ret_buffer_size() > 0 {
@@ -226,22 +276,22 @@ impl Trampoline {
 
     /// Frame mode: the offset of each argument in the frame.
     pub fn frame_offsets(&self) -> &[u32] {
-        &self.offsets
+        &self.inner.offsets
     }
 
     /// Frame mode: the frame's size in bytes (a multiple of 16).
     pub fn frame_size(&self) -> usize {
-        self.frame_size
+        self.inner.frame_size
     }
 
     /// Bytes the `ret` buffer must hold (see [`Signature::ret_buffer_size`]).
     pub fn ret_buffer_size(&self) -> usize {
-        self.sig.ret_buffer_size()
+        self.inner.sig.ret_buffer_size()
     }
 
     /// The installed machine code.
     pub fn code(&self) -> &[u8] {
-        self.code.bytes()
+        self.inner.code.bytes()
     }
 }
 
@@ -254,5 +304,16 @@ mod tests {
     #[test]
     fn trampoline_is_send_and_sync() {
         assert_send_sync::<Trampoline>();
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn identical_signatures_share_code() {
+        let sig = crate::cdecl::parse_signature("long f(long, long)", crate::Abi::SysV64).unwrap();
+        let a = Trampoline::compile(&sig, ArgMode::Pointers, None).unwrap();
+        let b = Trampoline::compile(&sig, ArgMode::Pointers, None).unwrap();
+        assert_eq!(a.entry() as usize, b.entry() as usize);
+        let c = Trampoline::compile(&sig, ArgMode::Frame, None).unwrap();
+        assert_ne!(a.entry() as usize, c.entry() as usize);
     }
 }

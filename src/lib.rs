@@ -9,6 +9,7 @@
 
 pub mod abi;
 pub mod call;
+pub mod capi;
 pub mod cdecl;
 pub mod disasm;
 pub mod error;

@@ -95,5 +95,16 @@ fn explain(args: &[String]) -> Result<(), String> {
     let plan = abi::plan(&sig).map_err(|e| format!("{e}"))?;
     plan.validate(&sig).map_err(|e| format!("{e}"))?;
     print!("{}", plan.display(&sig));
+    // The code of the C API's form: argument pointers, unbound target.
+    match jitffi::call::emit(&sig, jitffi::call::ArgMode::Pointers, None) {
+        Ok((_, code)) => {
+            println!(
+                "code ({} bytes; entry(target, args, ret), args as pointers):",
+                code.len()
+            );
+            print!("{}", jitffi::disasm::disassemble(sig.abi.isa(), &code, 0));
+        }
+        Err(e) => println!("code: not available: {e}"),
+    }
     Ok(())
 }

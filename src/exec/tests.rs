@@ -107,7 +107,11 @@ fn many_functions_share_pages_and_run() {
 fn install_into_executing_page_while_another_thread_runs_it() {
     use std::sync::atomic::AtomicBool;
     let a = CodeArena::new();
-    let early: Arc<Vec<Code>> = Arc::new((0..4u16).map(|i| a.install(&ret_const(i)).unwrap()).collect());
+    let early: Arc<Vec<Code>> = Arc::new(
+        (0..4u16)
+            .map(|i| a.install(&ret_const(i)).unwrap())
+            .collect(),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let runner = {
         let early = Arc::clone(&early);
@@ -130,7 +134,9 @@ fn install_into_executing_page_while_another_thread_runs_it() {
     // Let the runner get going inside the first page.
     std::thread::sleep(std::time::Duration::from_millis(20));
     let before = a.stats().replacements;
-    let later: Vec<Code> = (4..3000u16).map(|i| a.install(&ret_const(i)).unwrap()).collect();
+    let later: Vec<Code> = (4..3000u16)
+        .map(|i| a.install(&ret_const(i)).unwrap())
+        .collect();
     for (k, c) in later.iter().enumerate() {
         assert_eq!(call(c), k as u32 + 4);
     }
@@ -181,7 +187,9 @@ fn one_long_lived_code_pins_one_chunk_only() {
     let keep = a.install(&ret_const(7)).unwrap();
     // Churn far more than one chunk's worth of short-lived code.
     for round in 0..20u16 {
-        let batch: Vec<Code> = (0..500u16).map(|i| a.install(&ret_const(i ^ round)).unwrap()).collect();
+        let batch: Vec<Code> = (0..500u16)
+            .map(|i| a.install(&ret_const(i ^ round)).unwrap())
+            .collect();
         assert_eq!(call(&batch[499]), u32::from(499 ^ round));
     }
     let s = a.stats();
@@ -194,7 +202,9 @@ fn one_long_lived_code_pins_one_chunk_only() {
 fn code_outlives_its_arena() {
     let a = CodeArena::new();
     let counters = Arc::clone(&a.counters);
-    let codes: Vec<Code> = (0..10u16).map(|i| a.install(&ret_const(i)).unwrap()).collect();
+    let codes: Vec<Code> = (0..10u16)
+        .map(|i| a.install(&ret_const(i)).unwrap())
+        .collect();
     drop(a);
     for (i, c) in codes.iter().enumerate() {
         assert_eq!(call(c), i as u32);
@@ -229,7 +239,9 @@ fn code_larger_than_a_chunk_gets_its_own_mapping() {
 #[test]
 fn fallback_without_remap_uses_a_fresh_page_each_time() {
     let a = CodeArena::without_remap();
-    let codes: Vec<Code> = (0..40u16).map(|i| a.install(&ret_const(i)).unwrap()).collect();
+    let codes: Vec<Code> = (0..40u16)
+        .map(|i| a.install(&ret_const(i)).unwrap())
+        .collect();
     for (i, c) in codes.iter().enumerate() {
         assert_eq!(call(c), i as u32);
         assert_eq!(c.as_ptr() as usize % a.page, 0, "each on a fresh page");
@@ -258,7 +270,9 @@ fn concurrent_installers() {
         .map(|t| {
             let a = Arc::clone(&a);
             std::thread::spawn(move || {
-                let codes: Vec<Code> = (0..500u16).map(|i| a.install(&ret_const(t * 1000 + i)).unwrap()).collect();
+                let codes: Vec<Code> = (0..500u16)
+                    .map(|i| a.install(&ret_const(t * 1000 + i)).unwrap())
+                    .collect();
                 for (i, c) in codes.iter().enumerate() {
                     assert_eq!(call(c), u32::from(t * 1000) + i as u32);
                 }
@@ -266,7 +280,10 @@ fn concurrent_installers() {
             })
         })
         .collect();
-    let all: Vec<Code> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let all: Vec<Code> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     assert_eq!(a.stats().live_code, 2000);
     drop(all);
     assert_eq!(a.stats().live_code, 0);
