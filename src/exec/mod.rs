@@ -37,7 +37,7 @@
 //! keeps running the old physical page or faults, waits for the lock, and
 //! continues in the new one. Neither the old page nor the replacement is ever
 //! writable while executable. (The kernel unmaps the destination before it
-//! moves the source; if the move itself then failed — only possible on
+//! moves the source (`mremap_to` in `mm/mremap.c`); if the move then failed — only possible on
 //! `ENOMEM`, e.g. at `vm.max_map_count` — the old code would be gone. The
 //! arena cannot undo that; it is the one residual risk of the scheme.)
 //!
@@ -50,6 +50,17 @@
 //! Where `mremap` is unavailable (not Linux) or fails, the arena falls back
 //! to starting the code on the next fresh page of the chunk, i.e. one page per
 //! installation, which is correct but wastes space.
+//!
+//! # Cost
+//!
+//! An installation is a handful of system calls and page faults, whatever
+//! its size. Measured on the development VM (x86-64, Firecracker, 2 shared
+//! cores; thread CPU time, `exec::tests::install_cost_printout`): about 9 µs
+//! per installation into a shared page (mmap ≈ 1.2, first-touch fault + copy
+//! ≈ 1.8, mprotect ≈ 0.9, mremap ≈ 4.8), about 4 µs on a fresh page (write
+//! fault + mprotect). [`CodeArena::install_many`] places a whole batch with
+//! one page change: well under 0.1 µs per piece for 2000 pieces. Callers that
+//! compile several pieces together should batch them.
 //!
 //! # Instruction caches
 //!
