@@ -1,0 +1,181 @@
+/* The C API used from C, as a runtime would: compiled by gcc against
+ * include/jitffi.h and linked with libjitffi.so by tests/capi.rs.
+ * Prints one line per check and "N passed, M failed" at the end; exits
+ * nonzero on any failure. */
+#include <jitffi.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static int passed, failed;
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        if (cond) {                                                           \
+            passed++;                                                         \
+        } else {                                                              \
+            failed++;                                                         \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                       \
+            printf(__VA_ARGS__);                                              \
+            printf("\n");                                                     \
+        }                                                                     \
+    } while (0)
+
+typedef struct { float a, b; int c; } mixed;
+typedef struct { long long a, b, c; } big;
+
+static mixed scale(mixed m, int k) {
+    mixed r = { m.a * k, m.b * k, m.c * k };
+    return r;
+}
+static big make_big(int x) {
+    big r = { x, 2LL * x, 3LL * x };
+    return r;
+}
+static int8_t narrow(int8_t a, uint16_t b, _Bool c) { return (int8_t)(a + b + c); }
+static __attribute__((ms_abi)) double ms_mix(int a, double b, int c, double d, int e, double f) {
+    return a + b * 10 + c * 100 + d * 1000 + e * 10000 + f * 100000;
+}
+
+static jitffi_sig *parse(const char *decl, jitffi_abi abi) {
+    jitffi_sig *sig = NULL;
+    int rc = jitffi_sig_parse(decl, strlen(decl), abi, &sig);
+    if (rc != 0) {
+        char buf[256];
+        jitffi_last_error(buf, sizeof buf);
+        printf("FAIL parse '%s': %s\n", decl, buf);
+        failed++;
+    }
+    return sig;
+}
+
+int main(void) {
+    /* cos through an unbound call, the entry function, and a bound call. */
+    jitffi_sig *sig = parse("double cos(double)", JITFFI_ABI_DEFAULT);
+    CHECK(sig && jitffi_sig_nargs(sig) == 1, "nargs");
+    CHECK(sig && jitffi_sig_ret_size(sig) == 8, "ret size %zu", jitffi_sig_ret_size(sig));
+    jitffi_call *call = NULL;
+    CHECK(jitffi_call_compile(sig, NULL, &call) == 0 && call, "compile unbound");
+    double x = 0.5, r = 0;
+    void *args[] = { &x };
+    jitffi_call_invoke(call, (const void *)&cos, args, &r);
+    CHECK(r == cos(0.5), "cos via invoke: %g", r);
+    r = 0;
+    jitffi_entry entry = jitffi_call_entry(call);
+    entry((const void *)&cos, args, &r);
+    CHECK(r == cos(0.5), "cos via entry: %g", r);
+    jitffi_call *bound = NULL;
+    CHECK(jitffi_call_compile(sig, (const void *)&sin, &bound) == 0, "compile bound");
+    r = 0;
+    jitffi_call_invoke(bound, NULL, args, &r);
+    CHECK(r == sin(0.5), "bound sin: %g", r);
+    jitffi_call_free(bound);
+    jitffi_call_free(call);
+    /* The call does not borrow the signature. */
+    jitffi_call_compile(sig, (const void *)&cos, &call);
+    jitffi_sig_free(sig);
+    r = 0;
+    jitffi_call_invoke(call, NULL, args, &r);
+    CHECK(r == cos(0.5), "call outlives sig: %g", r);
+    jitffi_call_free(call);
+
+    /* A struct split across xmm0 and a GPR, in and out. */
+    sig = parse("typedef struct { float a, b; int c; } mixed; mixed scale(mixed, int)",
+                JITFFI_ABI_DEFAULT);
+    CHECK(jitffi_call_compile(sig, (const void *)&scale, &call) == 0, "compile scale");
+    mixed m = { 1.5f, -2.0f, 7 }, out;
+    int k = 3;
+    void *margs[] = { &m, &k };
+    CHECK(jitffi_sig_ret_size(sig) >= sizeof(mixed), "ret size");
+    char rbuf[64];
+    jitffi_call_invoke(call, NULL, margs, rbuf);
+    memcpy(&out, rbuf, sizeof out);
+    CHECK(out.a == 4.5f && out.b == -6.0f && out.c == 21, "scale: %g %g %d", out.a, out.b, out.c);
+    jitffi_call_free(call);
+    jitffi_sig_free(sig);
+
+    /* A result through the hidden pointer. */
+    sig = parse("struct big { long long a, b, c; }; struct big make_big(int)", JITFFI_ABI_DEFAULT);
+    CHECK(jitffi_call_compile(sig, NULL, &call) == 0, "compile make_big");
+    int bx = -5;
+    void *bargs[] = { &bx };
+    big b;
+    jitffi_call_invoke(call, (const void *)&make_big, bargs, &b);
+    CHECK(b.a == -5 && b.b == -10 && b.c == -15, "make_big: %lld %lld %lld", b.a, b.b, b.c);
+    jitffi_call_free(call);
+    jitffi_sig_free(sig);
+
+    /* Narrow integers. */
+    sig = parse("int8_t narrow(int8_t, uint16_t, _Bool)", JITFFI_ABI_DEFAULT);
+    jitffi_call_compile(sig, (const void *)&narrow, &call);
+    int8_t na = -100;
+    uint16_t nb = 60000;
+    _Bool nc = 1;
+    void *nargs[] = { &na, &nb, &nc };
+    int8_t nr = 0;
+    char nbuf[8];
+    jitffi_call_invoke(call, NULL, nargs, nbuf);
+    memcpy(&nr, nbuf, 1);
+    CHECK(nr == narrow(na, nb, nc), "narrow: %d vs %d", nr, narrow(na, nb, nc));
+    jitffi_call_free(call);
+    jitffi_sig_free(sig);
+
+    /* Variadic: snprintf with an int and a double. */
+    sig = parse("int snprintf(char *, size_t, const char *, ..., int, double)", JITFFI_ABI_DEFAULT);
+    CHECK(sig && jitffi_sig_nargs(sig) == 5, "variadic nargs");
+    jitffi_call_compile(sig, (const void *)&snprintf, &call);
+    char text[64];
+    char *tp = text;
+    size_t cap = sizeof text;
+    const char *fmt = "%d|%.2f";
+    int vi = 42;
+    double vd = 2.5;
+    void *vargs[] = { &tp, &cap, &fmt, &vi, &vd };
+    int vr = 0;
+    char vbuf[8];
+    jitffi_call_invoke(call, NULL, vargs, vbuf);
+    memcpy(&vr, vbuf, sizeof vr);
+    CHECK(vr == 7 && strcmp(text, "42|2.50") == 0, "snprintf: %d '%s'", vr, text);
+    jitffi_call_free(call);
+    jitffi_sig_free(sig);
+
+    /* Win64 (ms_abi) callee, DESIGN tricky case 23. */
+    sig = parse("double f(int, double, int, double, int, double)", JITFFI_ABI_WIN64);
+    CHECK(jitffi_call_compile(sig, (const void *)&ms_mix, &call) == 0, "compile win64");
+    int i1 = 1, i2 = 2, i3 = 3;
+    double d1 = 4, d2 = 5, d3 = 6;
+    void *wargs[] = { &i1, &d1, &i2, &d2, &i3, &d3 };
+    jitffi_call_invoke(call, NULL, wargs, &r);
+    CHECK(r == ms_mix(1, 4, 2, 5, 3, 6), "win64 mix: %g", r);
+    jitffi_call_free(call);
+    jitffi_sig_free(sig);
+
+    /* Errors: a message with the offset, codes, NULL checks. */
+    char buf[128];
+    CHECK(jitffi_last_error(NULL, 0) == 0, "no error should be pending yet: %zu", jitffi_last_error(buf, sizeof buf));
+    sig = (jitffi_sig *)1;
+    int rc = jitffi_sig_parse("strct s f(void)", 15, JITFFI_ABI_DEFAULT, &sig);
+    CHECK(rc == JITFFI_ERR_PARSE && sig == NULL, "parse error code %d", rc);
+    size_t n = jitffi_last_error(buf, sizeof buf);
+    CHECK(n > 0 && strstr(buf, "strct") && strstr(buf, " at "), "message: '%s'", buf);
+    char tiny[4];
+    CHECK(jitffi_last_error(tiny, sizeof tiny) == n && strlen(tiny) == 3, "truncation");
+    CHECK(jitffi_sig_parse(NULL, 0, JITFFI_ABI_DEFAULT, &sig) == JITFFI_ERR_INVALID, "NULL decl");
+    CHECK(jitffi_sig_parse("int f(void)", 11, JITFFI_ABI_DEFAULT, NULL) == JITFFI_ERR_INVALID,
+          "NULL out");
+    CHECK(jitffi_sig_parse("int f(void)", 11, (jitffi_abi)99, &sig) == JITFFI_ERR_INVALID,
+          "bad abi");
+    CHECK(jitffi_call_compile(NULL, NULL, &call) == JITFFI_ERR_INVALID, "NULL sig");
+    sig = parse("int f(int)", JITFFI_ABI_AAPCS64);
+    rc = jitffi_call_compile(sig, NULL, &call);
+    jitffi_last_error(buf, sizeof buf);
+    CHECK(rc == JITFFI_ERR_ABI && strstr(buf, "aapcs64"), "foreign ABI: %d '%s'", rc, buf);
+    jitffi_sig_free(sig);
+    jitffi_sig_free(NULL);
+    jitffi_call_free(NULL);
+    CHECK(jitffi_call_entry(NULL) == NULL, "entry of NULL");
+    CHECK(jitffi_sig_nargs(NULL) == 0 && jitffi_sig_ret_size(NULL) == 0, "NULL sig queries");
+
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
