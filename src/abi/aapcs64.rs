@@ -137,7 +137,12 @@ impl State {
                 // C.1: the next v register, if one is left.
                 if self.nsrn < NUM_ARG_REGS {
                     let r = self.take_fpr(1);
-                    return Ok(direct(vec![reg_part(0, size, Reg::Fpr(r), PartClass::Float)]));
+                    return Ok(direct(vec![reg_part(
+                        0,
+                        size,
+                        Reg::Fpr(r),
+                        PartClass::Float,
+                    )]));
                 }
                 // C.4–C.6: on the stack; quad aligned to 16, others 8 (C.5
                 // widens half/single to 8 bytes). Apple: natural size and
@@ -226,8 +231,8 @@ impl State {
             }
             Class::Small(a16) => {
                 let words = size.div_ceil(8); // B.5: size rounded up to 8
-                // C.10: a 16-aligned composite starts at an even register.
-                // Apple: not required (as for __int128 above).
+                                              // C.10: a 16-aligned composite starts at an even register.
+                                              // Apple: not required (as for __int128 above).
                 if !self.apple() && self.ngrn % 2 == 1 && self.ngrn + words <= NUM_ARG_REGS {
                     if is_align16(a16, ty)? {
                         self.ngrn += 1;
@@ -373,12 +378,9 @@ fn plan_ret(ty: &Type, flavor: Flavor) -> Result<RetPlan, String> {
             reg_part(0, 8, Reg::Gpr(0), PartClass::Int),
             reg_part(8, 8, Reg::Gpr(1), PartClass::Int),
         ]),
-        Class::Float(_) => RetPlan::Direct(vec![reg_part(
-            0,
-            ty.size(),
-            Reg::Fpr(0),
-            PartClass::Float,
-        )]),
+        Class::Float(_) => {
+            RetPlan::Direct(vec![reg_part(0, ty.size(), Reg::Fpr(0), PartClass::Float)])
+        }
         Class::Hfa { base, count } => {
             let m = base.size();
             RetPlan::Direct(
@@ -512,8 +514,7 @@ fn hfa(ty: &Type) -> Option<(Scalar, u32)> {
     // Which of the (at most four) member slots some leaf fills.
     let mut covered = [false; 4];
     ty.for_each_scalar(0, &mut |off, s| {
-        if !matches!(s, Scalar::F32 | Scalar::F64 | Scalar::F128) || base.is_some_and(|b| b != s)
-        {
+        if !matches!(s, Scalar::F32 | Scalar::F64 | Scalar::F128) || base.is_some_and(|b| b != s) {
             ok = false;
             return;
         }
@@ -556,7 +557,12 @@ fn gpr_chunks(size: u32, first: u8) -> Vec<Part> {
     (0..size.div_ceil(8))
         .map(|k| {
             let off = k * 8;
-            reg_part(off, (size - off).min(8), Reg::Gpr(first + k as u8), PartClass::Int)
+            reg_part(
+                off,
+                (size - off).min(8),
+                Reg::Gpr(first + k as u8),
+                PartClass::Int,
+            )
         })
         .collect()
 }
@@ -582,5 +588,195 @@ fn stack_part(offset: u32, size: u32, at: u32, class: PartClass) -> Part {
         loc: Loc::Stack(at),
         class,
         ext: Ext::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hand-built signatures (the table tests in `tests/plan_aapcs64.rs` and
+    //! `tests/plan_apple_arm64.rs` use C declarations). Expected locations
+    //! from AAPCS64 stage C, checked against aarch64-linux-gnu-gcc 12 -O2 and
+    //! clang -target arm64-apple-macos11.
+    use super::*;
+    use crate::abi::reg_name;
+    use crate::types::{layout_record, FieldDecl, RecordKind};
+    use std::sync::Arc;
+
+    fn sc(s: Scalar) -> Type {
+        Type::Scalar(s)
+    }
+
+    fn st(members: &[Type]) -> Type {
+        let fields = members
+            .iter()
+            .map(|t| FieldDecl {
+                name: None,
+                ty: t.clone(),
+                aligned: None,
+            })
+            .collect();
+        Type::Record(Arc::new(
+            layout_record(RecordKind::Struct, None, fields, false, None).unwrap(),
+        ))
+    }
+
+    fn render(abi: Abi, parts: &[Part], ty: &Type) -> String {
+        parts
+            .iter()
+            .map(|p| {
+                let mut s = match p.loc {
+                    Loc::Reg(r) => reg_name(abi, r, p.size),
+                    Loc::Stack(o) => format!("[sp+{o}]"),
+                };
+                if parts.len() > 1 || p.size != ty.size() {
+                    s += &format!("[{}..{}]", p.offset, p.offset + p.size);
+                }
+                s
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn args(sig: &Signature, flavor: Flavor) -> String {
+        let plan = plan(sig, flavor).unwrap();
+        plan.validate(sig).unwrap();
+        plan.args
+            .iter()
+            .zip(&sig.args)
+            .map(|(a, t)| match a {
+                ArgPlan::Direct(p) => render(plan.abi, p, t),
+                ArgPlan::ByRef { ptr, copy_offset } => match ptr {
+                    Loc::Reg(r) => format!("ref {} copy@{copy_offset}", reg_name(plan.abi, *r, 8)),
+                    Loc::Stack(o) => format!("ref [sp+{o}] copy@{copy_offset}"),
+                },
+                ArgPlan::Ignored => "-".into(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn sig(abi: Abi, args: Vec<Type>) -> Signature {
+        Signature::new(abi, Type::Void, args)
+    }
+
+    #[test]
+    fn hfa_detection() {
+        let f = sc(Scalar::F32);
+        let d = sc(Scalar::F64);
+        assert_eq!(
+            hfa(&st(&[f.clone(), f.clone(), f.clone()])),
+            Some((Scalar::F32, 3))
+        );
+        assert_eq!(hfa(&st(&[f.clone(), d.clone()])), None); // case 9
+        assert_eq!(hfa(&st(&vec![d.clone(); 5])), None); // case 7
+        assert_eq!(hfa(&Type::Complex(Scalar::F64)), Some((Scalar::F64, 2)));
+        // case 14: nested struct and array
+        let inner = st(&[f.clone(), f.clone()]);
+        let arr = Type::array(f.clone(), 2).unwrap();
+        assert_eq!(hfa(&st(&[inner, arr])), Some((Scalar::F32, 4)));
+        // case 13: union { double d; float f[2]; } mixes types
+        let u = layout_record(
+            RecordKind::Union,
+            None,
+            vec![
+                FieldDecl {
+                    name: None,
+                    ty: d.clone(),
+                    aligned: None,
+                },
+                FieldDecl {
+                    name: None,
+                    ty: Type::array(f.clone(), 2).unwrap(),
+                    aligned: None,
+                },
+            ],
+            false,
+            None,
+        )
+        .unwrap();
+        assert_eq!(hfa(&Type::Record(Arc::new(u))), None);
+        // union { float a; float b[2]; }: an HFA of two floats
+        let u = layout_record(
+            RecordKind::Union,
+            None,
+            vec![
+                FieldDecl {
+                    name: None,
+                    ty: f.clone(),
+                    aligned: None,
+                },
+                FieldDecl {
+                    name: None,
+                    ty: Type::array(f.clone(), 2).unwrap(),
+                    aligned: None,
+                },
+            ],
+            false,
+            None,
+        )
+        .unwrap();
+        assert_eq!(hfa(&Type::Record(Arc::new(u))), Some((Scalar::F32, 2)));
+    }
+
+    #[test]
+    fn no_backfill_after_hfa_on_stack() {
+        // case 19: six doubles, struct {double a,b,c;}, double (gcc: struct
+        // at [sp+0], last double at [sp+24]).
+        let d = sc(Scalar::F64);
+        let mut a = vec![d.clone(); 6];
+        a.push(st(&[d.clone(), d.clone(), d.clone()]));
+        a.push(d.clone());
+        let s = sig(Abi::Aapcs64, a);
+        assert_eq!(
+            args(&s, Flavor::Linux),
+            "d0, d1, d2, d3, d4, d5, [sp+0], [sp+24]"
+        );
+        assert_eq!(
+            args(&s, Flavor::Apple),
+            "d0, d1, d2, d3, d4, d5, [sp+0][0..8] [sp+8][8..16] [sp+16][16..24], [sp+24]"
+        );
+    }
+
+    #[test]
+    fn int128_pairs() {
+        let s = sig(Abi::Aapcs64, vec![sc(Scalar::I32), sc(Scalar::I128)]);
+        assert_eq!(args(&s, Flavor::Linux), "w0, x2[0..8] x3[8..16]");
+        assert_eq!(args(&s, Flavor::Apple), "w0, x1[0..8] x2[8..16]");
+    }
+
+    #[test]
+    fn packed_stack_on_apple() {
+        // case 24
+        let mut a = vec![sc(Scalar::I64); 8];
+        a.extend([
+            sc(Scalar::I8),
+            sc(Scalar::I16),
+            sc(Scalar::I32),
+            sc(Scalar::I8),
+        ]);
+        let s = sig(Abi::Aapcs64, a);
+        let l = plan(&s, Flavor::Linux).unwrap();
+        let ap = plan(&s, Flavor::Apple).unwrap();
+        assert!(args(&s, Flavor::Linux).ends_with("[sp+0], [sp+8], [sp+16], [sp+24]"));
+        assert!(args(&s, Flavor::Apple).ends_with("[sp+0], [sp+2], [sp+4], [sp+8]"));
+        assert_eq!((l.stack_size, ap.stack_size), (32, 16));
+    }
+
+    #[test]
+    fn large_by_reference_and_x8_result() {
+        let d = sc(Scalar::F64);
+        let big = st(&vec![d; 5]);
+        let s = Signature::new(Abi::Aapcs64, big.clone(), vec![big.clone(), big]);
+        let p = plan(&s, Flavor::Linux).unwrap();
+        p.validate(&s).unwrap();
+        assert_eq!(args(&s, Flavor::Linux), "ref x0 copy@0, ref x1 copy@48");
+        assert_eq!(p.copy_area_size, 96);
+        assert_eq!(
+            p.ret,
+            RetPlan::Indirect {
+                ptr_in: Loc::Reg(Reg::Gpr(8)),
+                ptr_out: None
+            }
+        );
     }
 }
