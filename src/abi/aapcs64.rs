@@ -233,10 +233,12 @@ impl State {
                 let words = size.div_ceil(8); // B.5: size rounded up to 8
                                               // C.10: a 16-aligned composite starts at an even register.
                                               // Apple: not required (as for __int128 above).
-                if !self.apple() && self.ngrn % 2 == 1 && self.ngrn + words <= NUM_ARG_REGS {
-                    if is_align16(a16, ty)? {
-                        self.ngrn += 1;
-                    }
+                if !self.apple()
+                    && self.ngrn % 2 == 1
+                    && self.ngrn + words <= NUM_ARG_REGS
+                    && is_align16(a16, ty)?
+                {
+                    self.ngrn += 1;
                 }
                 // C.12: consecutive x registers if all of it fits.
                 if self.ngrn + words <= NUM_ARG_REGS {
