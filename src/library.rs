@@ -367,7 +367,6 @@ struct SecFlags {
     data: bool,
     readonly: bool,
     has_contents: bool,
-    alloc: bool,
     debugging: bool,
 }
 
@@ -505,7 +504,6 @@ fn bfd_section_flags<'data, Elf: FileHeader<Endian = Endianness>>(
         data: !code && load,
         readonly: !sh_flags.contains(elf::SHF_WRITE),
         has_contents,
-        alloc,
         debugging,
     }
 }
@@ -592,7 +590,9 @@ fn decode_section_type(f: SecFlags) -> char {
         'b'
     } else if f.debugging {
         'N'
-    } else if f.alloc && f.readonly {
+    } else if f.has_contents && f.readonly {
+        // Not `alloc`: a global symbol in a non-alloc read-only section
+        // (rustc's `.rustc` metadata) is `N`, upper-cased from this `n`.
         'n'
     } else {
         '?'
@@ -667,8 +667,80 @@ fn cplus_demangle(s: &str) -> Option<String> {
     None
 }
 
-/// C++ Itanium ABI names (`_Z…`), printed as libiberty prints them where
-/// cpp_demangle's output differs:
+/// C++ Itanium ABI names (`_Z…`).
+///
+/// nm demangles with libiberty's `cp-demangle.c`. The same code is
+/// libstdc++'s `__cxa_demangle` (Itanium C++ ABI §3.4, "Demangler API"), so
+/// where libstdc++ can be loaded its demangler is used and the names are
+/// nm's to the letter. Elsewhere cpp_demangle does it ([`cpp_demangle_like_nm`]),
+/// which agrees on most names but not all.
+fn itanium_demangle(s: &str) -> Option<String> {
+    if !s.starts_with("_Z") {
+        return None;
+    }
+    match system_demangler() {
+        Some(f) => cxa_demangle(f, s),
+        None => cpp_demangle_like_nm(s),
+    }
+}
+
+/// `char *__cxa_demangle(const char *mangled, char *buf, size_t *n, int *status)`.
+type CxaDemangle = unsafe extern "C" fn(
+    *const libc::c_char,
+    *mut libc::c_char,
+    *mut libc::size_t,
+    *mut libc::c_int,
+) -> *mut libc::c_char;
+
+/// libstdc++'s `__cxa_demangle`, loaded once (and kept loaded) on first use.
+fn system_demangler() -> Option<CxaDemangle> {
+    static DEMANGLER: std::sync::OnceLock<Option<(libloading::os::unix::Library, CxaDemangle)>> =
+        std::sync::OnceLock::new();
+    DEMANGLER
+        .get_or_init(|| {
+            // SAFETY: loading libstdc++ runs its initialisers (the iostream
+            // objects), which have no preconditions on the loading program.
+            let lib = unsafe { libloading::os::unix::Library::new("libstdc++.so.6") }.ok()?;
+            // SAFETY: `__cxa_demangle` has the `CxaDemangle` signature
+            // (Itanium C++ ABI §3.4); the pointer stays valid because the
+            // library is stored next to it in this never-dropped static.
+            let f = unsafe { *lib.get::<CxaDemangle>(b"__cxa_demangle\0").ok()? };
+            Some((lib, f))
+        })
+        .as_ref()
+        .map(|(_, f)| *f)
+}
+
+/// Calls `__cxa_demangle` on `s`; `None` when it does not demangle.
+fn cxa_demangle(f: CxaDemangle, s: &str) -> Option<String> {
+    let mangled = std::ffi::CString::new(s).ok()?;
+    let mut status: libc::c_int = -1;
+    // SAFETY: `mangled` is NUL-terminated and outlives the call; a NULL
+    // buffer and length ask for a freshly malloc'd result; `status` is a
+    // valid int to write.
+    let out = unsafe {
+        f(
+            mangled.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut status,
+        )
+    };
+    if out.is_null() {
+        return None;
+    }
+    // SAFETY: a non-NULL result is a NUL-terminated string allocated with
+    // malloc that the caller owns; it is copied, then freed exactly once.
+    let text = unsafe {
+        let text = std::ffi::CStr::from_ptr(out).to_string_lossy().into_owned();
+        libc::free(out.cast());
+        text
+    };
+    (status == 0).then_some(text)
+}
+
+/// cpp_demangle, with its output brought to libiberty's where they are
+/// known to differ:
 /// - virtual tables and VTTs read `vtable for T` / `VTT for T` (cpp_demangle
 ///   writes `{vtable(T)}`): demangled through the typeinfo form, which has
 ///   the same grammar (Itanium C++ ABI §5.1.4.1, `TV`/`TT`/`TI <type>`);
@@ -676,11 +748,15 @@ fn cplus_demangle(s: &str) -> Option<String> {
 ///   §5.1.6) is printed without its return type (libiberty's `d_local_name`
 ///   elides it); done here for names whose top level is such a local name,
 ///   directly or under a special name (guard variable, typeinfo, …).
-fn itanium_demangle(s: &str) -> Option<String> {
+///
+/// Known remaining differences: libiberty abbreviates `std::istream`,
+/// `std::string` and the like where the name is not a constructor's scope,
+/// and cpp_demangle 0.5 mis-prints some template constructors' parameters.
+fn cpp_demangle_like_nm(s: &str) -> Option<String> {
     let rest = s.strip_prefix("_Z")?;
     for (tag, label) in [("TV", "vtable for "), ("TT", "VTT for ")] {
         if let Some(ty) = rest.strip_prefix(tag) {
-            let typeinfo = itanium_demangle(&format!("_ZTI{ty}"))?;
+            let typeinfo = cpp_demangle_like_nm(&format!("_ZTI{ty}"))?;
             let shown = typeinfo.strip_prefix("typeinfo for ")?;
             return Some(format!("{label}{shown}"));
         }
@@ -784,17 +860,22 @@ mod tests {
                 code: true,
                 readonly: true,
                 has_contents: true,
-                alloc: true,
                 ..SecFlags::default()
             },
         };
         let bss = SymSection::Section {
             name: b".bss".to_vec(),
+            flags: SecFlags::default(),
+        };
+        let rustc = SymSection::Section {
+            name: b".rustc".to_vec(),
             flags: SecFlags {
-                alloc: true,
+                readonly: true,
+                has_contents: true,
                 ..SecFlags::default()
             },
         };
+        assert_eq!(type_letter(elf::STB_GLOBAL, elf::STT_OBJECT, &rustc), 'N');
         assert_eq!(type_letter(elf::STB_GLOBAL, elf::STT_FUNC, &text), 'T');
         assert_eq!(type_letter(elf::STB_LOCAL, elf::STT_FUNC, &text), 't');
         assert_eq!(type_letter(elf::STB_WEAK, elf::STT_FUNC, &text), 'W');
@@ -808,6 +889,38 @@ mod tests {
         );
         assert_eq!(coff_section_type(b".idata$5"), Some('i'));
         assert_eq!(coff_section_type(b".idatax"), None);
+    }
+
+    /// Expected strings are `nm -D --demangle` (binutils 2.40) output for
+    /// the test library of tests/library.rs, built with g++ 12.
+    #[test]
+    fn cpp_demangle_fallback_prints_like_nm() {
+        for (mangled, nm) in [
+            ("_ZN3geo3dotERKNS_5PointES2_", "geo::dot(geo::Point const&, geo::Point const&)"),
+            ("_ZN3geo5ShapeD0Ev", "geo::Shape::~Shape()"),
+            (
+                "_ZN3geo5labelB5cxx11ERKSt6vectorIiSaIiEE",
+                "geo::label[abi:cxx11](std::vector<int, std::allocator<int> > const&)",
+            ),
+            ("_ZN3geo5scaleElPKNS_5PointE", "geo::scale(long, geo::Point const*)"),
+            ("_ZN3geo5twiceIiEET_S1_", "int geo::twice<int>(int)"),
+            ("_ZNK3geo4GridIfLi4EE3sumEv", "geo::Grid<float, 4>::sum() const"),
+            ("_ZTIN3geo5ShapeE", "typeinfo for geo::Shape"),
+            ("_ZTSN3geo5ShapeE", "typeinfo name for geo::Shape"),
+            ("_ZTVN3geo5ShapeE", "vtable for geo::Shape"),
+            (
+                "_ZZNSt8__detail18__to_chars_10_implImEEvPcjT_E8__digits",
+                "std::__detail::__to_chars_10_impl<unsigned long>(char*, unsigned int, unsigned long)::__digits",
+            ),
+        ] {
+            assert_eq!(cpp_demangle_like_nm(mangled).as_deref(), Some(nm), "{mangled}");
+            // The system demangler, where present, agrees.
+            if let Some(f) = system_demangler() {
+                assert_eq!(cxa_demangle(f, mangled).as_deref(), Some(nm), "{mangled}");
+            }
+        }
+        assert_eq!(cpp_demangle_like_nm("_Zjunk"), None);
+        assert_eq!(cpp_demangle_like_nm("plain"), None);
     }
 
     #[test]

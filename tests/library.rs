@@ -357,3 +357,86 @@ fn library_is_send_and_sync() {
     };
     assert_eq!(t.join().unwrap(), libm.symbol("sin").unwrap() as usize);
 }
+
+/// libstdc++ exercises what the small library cannot: thousands of
+/// templates, abbreviations (`std::string`, `std::istream`), local statics,
+/// thunks, and versioned C++ symbols.
+#[test]
+fn listing_matches_nm_for_libstdcxx() {
+    let test = "listing_matches_nm_for_libstdcxx";
+    if !have("nm", test) {
+        return;
+    }
+    let Ok(lib) = Library::open("libstdc++.so.6") else {
+        eprintln!("skipping {test}: libstdc++.so.6 is not installed");
+        return;
+    };
+    let path = lib.path().expect("libstdc++'s path").to_path_buf();
+    assert_same("libstdc++", &nm(&path, &[]), &ours(&path, false));
+    let demangled = nm(&path, &["--demangle"]);
+    assert!(
+        demangled
+            .iter()
+            .any(|l| l.contains(" std::istream::gcount() const@@GLIBCXX_3.4")),
+        "nm's listing lacks std::istream::gcount: the test's premise is wrong"
+    );
+    assert_same("libstdc++ demangled", &demangled, &ours(&path, true));
+}
+
+/// Rust symbols in both manglings: rustc builds a small dylib (which also
+/// exports much of std) with the legacy and the v0 scheme.
+#[test]
+fn listing_matches_nm_for_rust_dylibs() {
+    let test = "listing_matches_nm_for_rust_dylibs";
+    if !have("nm", test) || !have("rustc", test) {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("library-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    let src = dir.join("rlib.rs");
+    std::fs::write(
+        &src,
+        r#"
+pub struct Wrapper<T>(pub T);
+impl<T: Copy + std::ops::Add<Output = T>> Wrapper<T> {
+    #[inline(never)]
+    pub fn doubled(&self) -> T { self.0 + self.0 }
+}
+pub mod inner { pub fn sum(xs: &[i32]) -> i32 { xs.iter().sum() } }
+pub fn use_all() -> i64 { Wrapper(2i64).doubled() + Wrapper(1.5f64).doubled() as i64 }
+pub static GLOBAL: u32 = 7;
+"#,
+    )
+    .expect("write Rust source");
+    for (mangling, needle) in [
+        ("legacy", " T lib::inner::sum"),
+        ("v0", " T <lib::Wrapper<i64>>::doubled"),
+    ] {
+        let lib = dir.join(format!("lib{mangling}.so"));
+        let mut cmd = Command::new("rustc");
+        cmd.args(["--crate-type", "dylib", "--crate-name", "lib", "-O", "-o"])
+            .arg(&lib)
+            .arg(&src);
+        if mangling == "v0" {
+            cmd.arg("-Csymbol-mangling-version=v0");
+        }
+        let out = cmd.output().expect("run rustc");
+        assert!(
+            out.status.success(),
+            "rustc failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let demangled = nm(&lib, &["--demangle"]);
+        assert!(
+            demangled.iter().any(|l| l.ends_with(needle)),
+            "nm's {mangling} listing lacks `{needle}`: the test's premise is wrong"
+        );
+        assert_same(mangling, &nm(&lib, &[]), &ours(&lib, false));
+        assert_same(
+            &format!("{mangling} demangled"),
+            &demangled,
+            &ours(&lib, true),
+        );
+    }
+}
