@@ -436,7 +436,10 @@ fn read_dynsyms<Elf: FileHeader<Endian = Endianness>>(
         // Version suffix, after bfd's `_bfd_elf_get_symbol_version_string`
         // (base_p = false): none for the local/global/base indices, none when
         // the version names the symbol itself, `@` when hidden or when the
-        // index refers to a version *needed* from another object.
+        // index refers to a version *needed* from another object. The
+        // tables are the LSB's symbol versioning sections (LSB Core,
+        // "Symbol Versioning": .gnu.version holds one index per .dynsym
+        // entry, bit 15 = hidden; .gnu.version_d / _r name the indices).
         let mut version = None;
         let mut default_version = false;
         if let Some(vt) = &versions {
