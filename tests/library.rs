@@ -266,7 +266,8 @@ fn a_missing_library_is_named_in_the_error() {
                 unreachable!()
             };
             assert_eq!(n, name);
-            assert!(reason.contains("No such file"), "dlerror text: {reason}");
+            // dlerror names the file it could not open.
+            assert!(reason.contains(name), "dlerror text: {reason}");
         }
         other => panic!("expected Error::Library, got {other:?}"),
     }
