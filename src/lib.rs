@@ -14,6 +14,7 @@ pub mod cdecl;
 pub mod disasm;
 pub mod error;
 pub mod exec;
+pub mod library;
 pub mod types;
 pub mod value;
 
