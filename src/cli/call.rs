@@ -69,8 +69,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let lib = Library::open(lib_name).map_err(|e| e.to_string())?;
     let target = lib.symbol(&name).map_err(|e| e.to_string())?;
-    let tramp = Trampoline::compile(&sig, ArgMode::Pointers, Some(target))
-        .map_err(|e| e.to_string())?;
+    let tramp =
+        Trampoline::compile(&sig, ArgMode::Pointers, Some(target)).map_err(|e| e.to_string())?;
     let ptrs: Vec<*const c_void> = storage.iter().map(|w| w.as_ptr().cast()).collect();
     let mut ret = vec![0u64; tramp.ret_buffer_size().div_ceil(8).max(2)];
     // SAFETY: the trampoline was compiled for `sig` and bound to the symbol
@@ -85,9 +85,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !sig.ret.is_void() {
         // SAFETY: ret holds a value of the declared return type; a `char *`
         // result is followed as the declaration promises a C string.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(ret.as_ptr().cast::<u8>(), ret.len() * 8)
-        };
+        let bytes = unsafe { std::slice::from_raw_parts(ret.as_ptr().cast::<u8>(), ret.len() * 8) };
         println!("{}", unsafe { value::format_value(&sig.ret, bytes) });
     }
     // The strings the arguments point at live until here: a result may

@@ -1,5 +1,10 @@
 //! Command dispatch and the shared option parsing.
 
+mod call;
+mod libffi_dyn;
+
+use std::io::Write as _;
+
 use jitffi::abi;
 use jitffi::cdecl;
 use jitffi::Abi;
@@ -20,6 +25,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     match cmd.as_str() {
         "explain" => explain(rest),
+        "call" => call::run(rest),
+        "symbols" => symbols(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -106,5 +113,32 @@ fn explain(args: &[String]) -> Result<(), String> {
         }
         Err(e) => println!("code: not available: {e}"),
     }
+    Ok(())
+}
+
+fn symbols(args: &[String]) -> Result<(), String> {
+    let opts = parse_opts(args, &["--demangle"])?;
+    let demangle = opts.flags.iter().any(|f| f == "--demangle");
+    let [lib] = opts.positional.as_slice() else {
+        return Err("usage: jitffi symbols [--demangle] LIB".into());
+    };
+    // A path is read directly; a soname is resolved as the loader would.
+    let path = if lib.contains('/') {
+        std::path::PathBuf::from(lib)
+    } else {
+        let l = jitffi::library::Library::open(lib).map_err(|e| e.to_string())?;
+        l.path()
+            .map(|p| p.to_path_buf())
+            .ok_or_else(|| format!("cannot find the file of library '{lib}'"))?
+    };
+    let syms = jitffi::library::dynamic_symbols(&path).map_err(|e| e.to_string())?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for s in &syms {
+        // A closed pipe (`| head`) ends the listing quietly.
+        if writeln!(out, "{}", jitffi::library::format_nm_line(s, demangle)).is_err() {
+            return Ok(());
+        }
+    }
+    let _ = out.flush();
     Ok(())
 }
