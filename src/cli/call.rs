@@ -6,6 +6,7 @@ use std::ffi::c_void;
 use jitffi::call::{ArgMode, Trampoline};
 use jitffi::library::Library;
 use jitffi::value::{self, StringPool};
+use jitffi::Abi;
 
 use super::parse_opts;
 
@@ -15,7 +16,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
         [lib, decl, rest @ ..] => (lib, decl, rest),
         _ => return Err("usage: jitffi call [--abi A] LIB 'DECL' ARG...".into()),
     };
-    let mut sig = jitffi::cdecl::parse_signature(decl, opts.abi).map_err(|e| e.to_string())?;
+    if let Some(text) = call_decl(lib_name, decl, literals, opts.abi)? {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+/// Calls the function `decl` declares, found in library `lib_name`, with
+/// the C literals `literals`; returns the result as a C literal (`None` for
+/// a void function).
+pub fn call_decl(
+    lib_name: &str,
+    decl: &str,
+    literals: &[String],
+    abi: Abi,
+) -> Result<Option<String>, String> {
+    let mut sig = jitffi::cdecl::parse_signature(decl, abi).map_err(|e| e.to_string())?;
     let name = sig
         .name
         .clone()
@@ -33,7 +49,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // variadic part from the literals, as a C compiler would.
     if sig.variadic && sig.args.len() == sig.fixed_args && lits.len() > sig.fixed_args {
         for (i, lit) in lits.iter().enumerate().skip(sig.fixed_args) {
-            let t = value::infer_variadic_type(lit, opts.abi.data_model())
+            let t = value::infer_variadic_type(lit, abi.data_model())
                 .map_err(|e| format!("argument {}: {e}", i + 1))?;
             sig.args.push(t);
         }
@@ -82,14 +98,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .call(std::ptr::null(), &ptrs, ret.as_mut_ptr().cast())
             .map_err(|e| e.to_string())?;
     }
-    if !sig.ret.is_void() {
+    let text = (!sig.ret.is_void()).then(|| {
         // SAFETY: ret holds a value of the declared return type; a `char *`
         // result is followed as the declaration promises a C string.
         let bytes = unsafe { std::slice::from_raw_parts(ret.as_ptr().cast::<u8>(), ret.len() * 8) };
-        println!("{}", unsafe { value::format_value(&sig.ret, bytes) });
-    }
+        // SAFETY: as above.
+        unsafe { value::format_value(&sig.ret, bytes) }
+    });
     // The strings the arguments point at live until here: a result may
     // point into one of them (strchr, strstr).
     drop(pool);
-    Ok(())
+    Ok(text)
 }

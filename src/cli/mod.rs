@@ -1,5 +1,6 @@
 //! Command dispatch and the shared option parsing.
 
+mod bench;
 mod call;
 mod libffi_dyn;
 
@@ -27,6 +28,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "explain" => explain(rest),
         "call" => call::run(rest),
         "symbols" => symbols(rest),
+        "bench" => bench::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -67,6 +69,13 @@ pub fn parse_opts(args: &[String], known_flags: &[&str]) -> Result<Opts, String>
             break;
         } else if a.starts_with("--") {
             let name = a.split('=').next().unwrap_or(a);
+            // `--calls N` is accepted as `--calls=N`.
+            if known_flags.contains(&name) && !a.contains('=') && name == "--calls" {
+                let v = args.get(i + 1).ok_or("option '--calls' needs a value")?;
+                flags.push(format!("--calls={v}"));
+                i += 2;
+                continue;
+            }
             if !known_flags.contains(&name) {
                 return Err(format!("unknown option '{a}'"));
             }
