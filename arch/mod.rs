@@ -1,2 +1,53 @@
 //! Instruction-set emitters: they emit exactly what a `CallPlan` says.
-//! (Implementation in progress.)
+//!
+//! An emitter never decides where an argument goes; that is the planner's
+//! job (`crate::abi`). It only turns each planned move into instructions,
+//! and refuses (with an [`EmitError`]) any plan shape it does not handle,
+//! rather than emitting wrong code.
+//!
+//! All emitters assemble at base address 0 into a `Vec<u8>`; the code is
+//! position independent (absolute addresses appear only as immediates), so
+//! it can be copied anywhere in executable memory.
+
+use std::fmt;
+
+/// x86-64: one emitter for both SysV and Win64 plans.
+pub mod x86_64;
+// AArch64 (AAPCS64 and Apple arm64) comes later, as `pub mod aarch64;`.
+
+/// Where the trampoline finds argument `i`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgSource<'a> {
+    /// `args` is `void *const *`; argument `i` is at `args[i]` (libffi-style).
+    Pointers,
+    /// `args` points at a packed frame; argument `i` is at `args + offsets[i]`.
+    Frame(&'a [u32]),
+}
+
+/// Which function the trampoline calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The `target` parameter, given per call.
+    Unbound,
+    /// An address baked into the code.
+    Bound(u64),
+}
+
+/// The emitter could not encode a plan (an unsupported shape, or offsets
+/// too large for the instruction set).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmitError(pub String);
+
+impl fmt::Display for EmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EmitError {}
+
+impl From<EmitError> for crate::Error {
+    fn from(e: EmitError) -> Self {
+        crate::Error::Emit(e.0)
+    }
+}

@@ -1,0 +1,638 @@
+//! The x86-64 forward-call emitter, for SysV and Win64 plans alike.
+//!
+//! The trampoline is itself called with the host C convention (SysV AMD64
+//! on Linux x86-64):
+//!
+//! ```text
+//! void trampoline(const void *target /* rdi */, const void *args /* rsi */,
+//!                 void *ret /* rdx */);
+//! ```
+//!
+//! Code shape (every step driven by the plan, nothing decided here):
+//!
+//! 1. Prologue: `push rbp; mov rbp, rsp`, then push the callee-saved
+//!    registers that keep the trampoline's own parameters across the call
+//!    (rbx = `args`, r12 = `ret`, r13 = `target`; only those needed), then
+//!    `sub rsp, N` so that rsp is 16-byte aligned at the call instruction
+//!    (SysV psABI §3.2.2 "The end of the input argument area shall be
+//!    aligned on a 16 byte boundary"; Microsoft x64 "Stack allocation": the
+//!    stack is 16-byte aligned at a call). Frames of a page or more are
+//!    probed page by page so no guard page is skipped.
+//! 2. Memory phase: stack pieces (`[rsp + off]`), by-reference copies (in
+//!    the copy area at `[rsp + stack_size + copy_offset]`, above the
+//!    outgoing argument area) and stack-passed addresses. Scratch: rax, r10,
+//!    r11, and for large copies `rep movsb` (rsi, rdi, rcx), which is why
+//!    this phase comes before any argument register is loaded.
+//! 3. Register phase: each register piece is loaded from the value, reading
+//!    exactly its bytes (a 3-, 5-, 6- or 7-byte piece is assembled from
+//!    smaller loads), with the part's extension. Scratch: r10 (the pointer
+//!    to the value in pointer mode), r11 and rax; none of them is an argument
+//!    register in either convention, so no loaded argument is clobbered.
+//! 4. `al` (SysV §3.5.7: number of vector registers used by a variadic
+//!    call), then the call: `call r13` (unbound) or `mov rax/r11, imm64;
+//!    call rax/r11` (bound; r11 when rax holds `al`).
+//! 5. Result phase: register pieces stored into `ret` at their offsets; x87
+//!    results popped with `fstp tword` (st0 first, then what was st1).
+//! 6. Epilogue: restore and return.
+//!
+//! Win64 callees from this SysV-convention trampoline: the shadow space is
+//! part of `plan.stack_size` (the planner puts it there, and stack pieces
+//! start past it); the registers a Win64 callee preserves (rbx, rbp, rdi,
+//! rsi, rsp, r12–r15, xmm6–xmm15) are a superset of what SysV requires of
+//! this trampoline's callee, so nothing extra needs saving; Win64 has no red
+//! zone, and the trampoline never uses memory below rsp anyway.
+
+use dynasmrt::x64::X64Relocation;
+use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
+
+use super::{ArgSource, EmitError, Target};
+use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
+use crate::types::{Isa, Signature};
+
+const RAX: u8 = 0;
+const RCX: u8 = 1;
+const RDX: u8 = 2;
+const RBX: u8 = 3;
+const RSP: u8 = 4;
+const RSI: u8 = 6;
+const RDI: u8 = 7;
+const R8: u8 = 8;
+const R9: u8 = 9;
+const R10: u8 = 10;
+const R11: u8 = 11;
+const R12: u8 = 12;
+const R13: u8 = 13;
+
+/// Register of the trampoline's `args` parameter across the body.
+const ARGS: u8 = RBX;
+/// Register of the trampoline's `ret` parameter across the body.
+const RET: u8 = R12;
+/// Register of the trampoline's `target` parameter across the body.
+const TARGET: u8 = R13;
+/// In pointer mode, the pointer to the current argument's value.
+const VALPTR: u8 = R10;
+
+/// Argument registers of SysV (§3.2.3: rdi, rsi, rdx, rcx, r8, r9) and
+/// Win64 (rcx, rdx, r8, r9): the only GPRs a plan may put an argument in.
+const ARG_GPRS: [u8; 6] = [RDI, RSI, RDX, RCX, R8, R9];
+/// Integer result registers of both conventions (rax, rdx).
+const RET_GPRS: [u8; 2] = [RAX, RDX];
+
+/// Copies up to this many bytes with unrolled moves; larger with `rep movsb`.
+const UNROLL_LIMIT: u32 = 128;
+const PAGE: u32 = 4096;
+
+type Asm = VecAssembler<X64Relocation>;
+
+fn err<T>(msg: impl Into<String>) -> Result<T, EmitError> {
+    Err(EmitError(msg.into()))
+}
+
+/// `a + b` as an x86 32-bit displacement.
+fn disp(a: i64, b: u32) -> Result<i32, EmitError> {
+    i32::try_from(a + b as i64).map_err(|_| {
+        EmitError(format!(
+            "offset {} does not fit a displacement",
+            a + b as i64
+        ))
+    })
+}
+
+/// Splits `size` bytes into load/store chunks of 8, 4, 2 and 1 bytes, as
+/// `(offset, chunk)` pairs in ascending order. With `max8 == false` the
+/// largest chunk is 4 (for assembling a piece of less than 8 bytes).
+fn chunks(size: u32, max8: bool) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    for c in [8u32, 4, 2, 1] {
+        if c == 8 && !max8 {
+            continue;
+        }
+        while size - off >= c {
+            out.push((off, c));
+            off += c;
+        }
+    }
+    out
+}
+
+/// Emits a forward trampoline for `plan`.
+///
+/// `sig` must be the signature the plan was made for; the plan is validated
+/// against it first. `source` says how the trampoline finds each argument's
+/// value, `target` whether the callee is a parameter or baked in.
+pub fn emit_forward(
+    sig: &Signature,
+    plan: &CallPlan,
+    source: ArgSource<'_>,
+    target: Target,
+) -> Result<Vec<u8>, EmitError> {
+    if plan.abi.isa() != Isa::X86_64 || sig.abi != plan.abi {
+        return err(format!(
+            "the x86-64 emitter cannot emit a {} plan for a {} signature",
+            plan.abi, sig.abi
+        ));
+    }
+    plan.validate(sig).map_err(|e| EmitError(e.to_string()))?;
+    if let ArgSource::Frame(offsets) = source {
+        if offsets.len() != sig.args.len() {
+            return err(format!(
+                "{} frame offsets for {} arguments",
+                offsets.len(),
+                sig.args.len()
+            ));
+        }
+    }
+    let mut e = Emitter {
+        ops: Asm::new(0),
+        sig,
+        plan,
+        source,
+        copy_base: plan.stack_size as i64,
+    };
+    e.emit(target)?;
+    e.ops
+        .finalize()
+        .map_err(|x| EmitError(format!("assembler: {x}")))
+}
+
+struct Emitter<'a> {
+    ops: Asm,
+    sig: &'a Signature,
+    plan: &'a CallPlan,
+    source: ArgSource<'a>,
+    /// Offset of the copy area from rsp (just above the argument area).
+    copy_base: i64,
+}
+
+impl Emitter<'_> {
+    fn emit(&mut self, target: Target) -> Result<(), EmitError> {
+        let plan = self.plan;
+        let uses_args = plan.args.iter().any(|a| !matches!(a, ArgPlan::Ignored));
+        let uses_ret = !matches!(plan.ret, RetPlan::Void);
+        let mut saved: Vec<u8> = Vec::new();
+        if uses_args {
+            saved.push(ARGS);
+        }
+        if uses_ret {
+            saved.push(RET);
+        }
+        if target == Target::Unbound {
+            saved.push(TARGET);
+        }
+
+        // Frame: at entry rsp = 8 (mod 16) (the return address); after
+        // `push rbp` it is 0, after k more pushes 8k; the argument and copy
+        // areas are multiples of 16 (validated), so pad by 8 when k is odd.
+        let areas = plan.stack_size as u64 + plan.copy_area_size as u64;
+        let frame = areas + if saved.len() % 2 == 1 { 8 } else { 0 };
+        if frame > i32::MAX as u64 / 2 {
+            return err(format!("a {frame}-byte call frame is too large"));
+        }
+        let frame = frame as u32;
+
+        dynasm!(self.ops
+            ; .arch x64
+            ; push rbp
+            ; mov rbp, rsp
+        );
+        for &r in &saved {
+            dynasm!(self.ops ; .arch x64 ; push Rq(r));
+        }
+        self.alloc_frame(frame);
+        if uses_args {
+            dynasm!(self.ops ; .arch x64 ; mov Rq(ARGS), rsi);
+        }
+        if uses_ret {
+            dynasm!(self.ops ; .arch x64 ; mov Rq(RET), rdx);
+        }
+        if target == Target::Unbound {
+            dynasm!(self.ops ; .arch x64 ; mov Rq(TARGET), rdi);
+        }
+
+        self.memory_phase()?;
+        self.register_phase()?;
+
+        if let Some(al) = plan.al {
+            // SysV psABI §3.5.7: for a variadic call, %al is an upper bound
+            // on the number of vector registers used.
+            dynasm!(self.ops ; .arch x64 ; mov eax, al as i32);
+        }
+        match target {
+            Target::Unbound => dynasm!(self.ops ; .arch x64 ; call Rq(TARGET)),
+            Target::Bound(addr) => {
+                let r = if plan.al.is_some() { R11 } else { RAX };
+                dynasm!(self.ops
+                    ; .arch x64
+                    ; mov Rq(r), QWORD addr as i64
+                    ; call Rq(r)
+                );
+            }
+        }
+
+        self.result_phase()?;
+
+        if saved.is_empty() {
+            dynasm!(self.ops ; .arch x64 ; mov rsp, rbp);
+        } else {
+            let d = -8 * saved.len() as i32;
+            dynasm!(self.ops ; .arch x64 ; lea rsp, [rbp + d]);
+        }
+        for &r in saved.iter().rev() {
+            dynasm!(self.ops ; .arch x64 ; pop Rq(r));
+        }
+        dynasm!(self.ops
+            ; .arch x64
+            ; pop rbp
+            ; ret
+        );
+        Ok(())
+    }
+
+    /// `sub rsp, frame`, touching every page on the way down when the frame
+    /// spans a page or more (so a guard page below the stack is never
+    /// skipped; Windows' `__chkstk` does the same).
+    fn alloc_frame(&mut self, frame: u32) {
+        if frame >= PAGE {
+            let pages = (frame / PAGE) as i32;
+            dynasm!(self.ops
+                ; .arch x64
+                ; mov r11d, pages
+                ; probe:
+                ; sub rsp, PAGE as i32
+                ; or QWORD [rsp], 0
+                ; dec r11
+                ; jnz <probe
+            );
+        }
+        let rest = (frame % PAGE) as i32;
+        if rest != 0 {
+            dynasm!(self.ops ; .arch x64 ; sub rsp, rest);
+        }
+    }
+
+    /// Where argument `i`'s value starts: a base register and displacement.
+    /// In pointer mode this loads `args[i]` into r10.
+    fn value_base(&mut self, i: usize) -> Result<(u8, i64), EmitError> {
+        match self.source {
+            ArgSource::Pointers => {
+                let d = disp(0, (i as u32).checked_mul(8).unwrap_or(u32::MAX))?;
+                dynasm!(self.ops ; .arch x64 ; mov Rq(VALPTR), [Rq(ARGS) + d]);
+                Ok((VALPTR, 0))
+            }
+            ArgSource::Frame(offsets) => Ok((ARGS, offsets[i] as i64)),
+        }
+    }
+
+    /// Stores pieces on the stack, by-reference copies, and addresses passed
+    /// on the stack. Runs before any argument register is loaded.
+    fn memory_phase(&mut self) -> Result<(), EmitError> {
+        let plan = self.plan;
+        if let RetPlan::Indirect {
+            ptr_in: Loc::Stack(off),
+            ..
+        } = plan.ret
+        {
+            let d = disp(0, off)?;
+            dynasm!(self.ops ; .arch x64 ; mov [rsp + d], Rq(RET));
+        }
+        for (i, arg) in plan.args.iter().enumerate() {
+            match arg {
+                ArgPlan::Ignored => {}
+                ArgPlan::Direct(parts) => {
+                    if !parts.iter().any(|p| matches!(p.loc, Loc::Stack(_))) {
+                        continue;
+                    }
+                    let (base, vd) = self.value_base(i)?;
+                    for p in parts {
+                        let Loc::Stack(off) = p.loc else { continue };
+                        let src = disp(vd, p.offset)?;
+                        let dst = disp(0, off)?;
+                        match p.class {
+                            PartClass::Int | PartClass::Float if p.size <= 8 => {
+                                // A scalar gets a whole 8-byte slot (SysV
+                                // §3.2.3 "eightbyte"; Win64 8-byte slots).
+                                self.load_gpr(RAX, R11, base, src, p.size, p.ext, i)?;
+                                dynasm!(self.ops ; .arch x64 ; mov [rsp + dst], rax);
+                            }
+                            PartClass::Int | PartClass::Float | PartClass::Memory => {
+                                if p.ext != Ext::None {
+                                    return err(format!(
+                                        "argument {}: extension of a {}-byte stack piece",
+                                        i + 1,
+                                        p.size
+                                    ));
+                                }
+                                self.copy(base, src, RSP, dst, p.size)?;
+                            }
+                            PartClass::X87 => {
+                                return err(format!("argument {}: x87 class on the stack", i + 1))
+                            }
+                        }
+                    }
+                }
+                ArgPlan::ByRef { ptr, copy_offset } => {
+                    let size = self.sig.args[i].size();
+                    let copy = disp(self.copy_base, *copy_offset)?;
+                    if size > 0 {
+                        let (base, vd) = self.value_base(i)?;
+                        let src = disp(vd, 0)?;
+                        self.copy(base, src, RSP, copy, size)?;
+                    }
+                    if let Loc::Stack(off) = ptr {
+                        let dst = disp(0, *off)?;
+                        dynasm!(self.ops
+                            ; .arch x64
+                            ; lea rax, [rsp + copy]
+                            ; mov [rsp + dst], rax
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads every register piece, the by-reference addresses and the hidden
+    /// result address that go in registers.
+    fn register_phase(&mut self) -> Result<(), EmitError> {
+        let plan = self.plan;
+        if let RetPlan::Indirect {
+            ptr_in: Loc::Reg(r),
+            ..
+        } = plan.ret
+        {
+            let n = arg_gpr(r, "the result address")?;
+            dynasm!(self.ops ; .arch x64 ; mov Rq(n), Rq(RET));
+        }
+        for (i, arg) in plan.args.iter().enumerate() {
+            match arg {
+                ArgPlan::Ignored => {}
+                ArgPlan::Direct(parts) => {
+                    if !parts.iter().any(|p| matches!(p.loc, Loc::Reg(_))) {
+                        continue;
+                    }
+                    let (base, vd) = self.value_base(i)?;
+                    for p in parts {
+                        let Loc::Reg(r) = p.loc else { continue };
+                        let src = disp(vd, p.offset)?;
+                        self.load_reg(r, p, base, src, i)?;
+                    }
+                }
+                ArgPlan::ByRef { ptr, copy_offset } => {
+                    if let Loc::Reg(r) = ptr {
+                        let n = arg_gpr(*r, &format!("argument {}'s address", i + 1))?;
+                        let copy = disp(self.copy_base, *copy_offset)?;
+                        dynasm!(self.ops ; .arch x64 ; lea Rq(n), [rsp + copy]);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads one register piece of argument `i`.
+    fn load_reg(
+        &mut self,
+        r: Reg,
+        p: &Part,
+        base: u8,
+        src: i32,
+        i: usize,
+    ) -> Result<(), EmitError> {
+        match (r, p.class) {
+            (Reg::Gpr(_), PartClass::Int | PartClass::Float | PartClass::Memory) => {
+                let n = arg_gpr(r, &format!("argument {}", i + 1))?;
+                self.load_gpr(n, R11, base, src, p.size, p.ext, i)
+            }
+            (Reg::Fpr(x), PartClass::Float | PartClass::Int | PartClass::Memory) if x < 16 => {
+                if p.ext != Ext::None {
+                    return err(format!("argument {}: extension in an XMM register", i + 1));
+                }
+                match p.size {
+                    4 => dynasm!(self.ops ; .arch x64 ; movss Rx(x), DWORD [Rq(base) + src]),
+                    8 => dynasm!(self.ops ; .arch x64 ; movsd Rx(x), QWORD [Rq(base) + src]),
+                    1..=7 => {
+                        self.load_gpr(R11, RAX, base, src, p.size, Ext::None, i)?;
+                        dynasm!(self.ops ; .arch x64 ; movq Rx(x), Rq(R11));
+                    }
+                    n => {
+                        return err(format!(
+                            "argument {}: {n}-byte piece in an XMM register",
+                            i + 1
+                        ))
+                    }
+                }
+                Ok(())
+            }
+            _ => err(format!(
+                "argument {}: cannot load a {:?} piece into {:?}",
+                i + 1,
+                p.class,
+                r
+            )),
+        }
+    }
+
+    /// Loads exactly `size` (1–8) bytes at `[base + src]` into GPR `dst`,
+    /// applying `ext`; `tmp` is a scratch register. Bits above the piece are
+    /// zero unless sign extension is asked for.
+    #[allow(clippy::too_many_arguments)]
+    fn load_gpr(
+        &mut self,
+        dst: u8,
+        tmp: u8,
+        base: u8,
+        src: i32,
+        size: u32,
+        ext: Ext,
+        i: usize,
+    ) -> Result<(), EmitError> {
+        let sign_bits = match ext {
+            Ext::Sign(b) if u32::from(b) > size * 8 => Some(b),
+            _ => None,
+        };
+        if let Some(bits) = sign_bits {
+            match (size, bits > 32) {
+                (1, false) => dynasm!(self.ops ; .arch x64 ; movsx Rd(dst), BYTE [Rq(base) + src]),
+                (1, true) => dynasm!(self.ops ; .arch x64 ; movsx Rq(dst), BYTE [Rq(base) + src]),
+                (2, false) => dynasm!(self.ops ; .arch x64 ; movsx Rd(dst), WORD [Rq(base) + src]),
+                (2, true) => dynasm!(self.ops ; .arch x64 ; movsx Rq(dst), WORD [Rq(base) + src]),
+                (4, true) => dynasm!(self.ops ; .arch x64 ; movsxd Rq(dst), DWORD [Rq(base) + src]),
+                _ => {
+                    return err(format!(
+                        "argument {}: sign extension of a {size}-byte piece to {bits} bits",
+                        i + 1
+                    ))
+                }
+            }
+            return Ok(());
+        }
+        // Zero extension (or none): the loads below leave the upper bits zero.
+        if size == 8 {
+            dynasm!(self.ops ; .arch x64 ; mov Rq(dst), QWORD [Rq(base) + src]);
+            return Ok(());
+        }
+        if size == 0 || size > 8 {
+            return err(format!(
+                "argument {}: {size}-byte piece in a general register",
+                i + 1
+            ));
+        }
+        for (k, (off, c)) in chunks(size, false).into_iter().enumerate() {
+            let d = src
+                .checked_add(off as i32)
+                .ok_or_else(|| EmitError("displacement overflow".into()))?;
+            let r = if k == 0 { dst } else { tmp };
+            match c {
+                4 => dynasm!(self.ops ; .arch x64 ; mov Rd(r), DWORD [Rq(base) + d]),
+                2 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), WORD [Rq(base) + d]),
+                _ => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), BYTE [Rq(base) + d]),
+            }
+            if k > 0 {
+                let sh = (off * 8) as i8;
+                dynasm!(self.ops
+                    ; .arch x64
+                    ; shl Rq(tmp), sh
+                    ; or Rq(dst), Rq(tmp)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the low `size` (1–8) bytes of GPR `src` at `[base + dst]`,
+    /// writing exactly those bytes. Clobbers `src`.
+    fn store_gpr(&mut self, src: u8, base: u8, dst: i32, size: u32) -> Result<(), EmitError> {
+        let parts = chunks(size, true);
+        let last = parts.len().saturating_sub(1);
+        for (k, (off, c)) in parts.into_iter().enumerate() {
+            let d = dst
+                .checked_add(off as i32)
+                .ok_or_else(|| EmitError("displacement overflow".into()))?;
+            match c {
+                8 => dynasm!(self.ops ; .arch x64 ; mov QWORD [Rq(base) + d], Rq(src)),
+                4 => dynasm!(self.ops ; .arch x64 ; mov DWORD [Rq(base) + d], Rd(src)),
+                2 => dynasm!(self.ops ; .arch x64 ; mov WORD [Rq(base) + d], Rw(src)),
+                _ => dynasm!(self.ops ; .arch x64 ; mov BYTE [Rq(base) + d], Rb(src)),
+            }
+            if k < last {
+                let sh = (c * 8) as i8;
+                dynasm!(self.ops ; .arch x64 ; shr Rq(src), sh);
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies `size` bytes from `[sbase + sd]` to `[dbase + dd]`, reading
+    /// and writing exactly those bytes. Small copies use rax; large ones
+    /// `rep movsb` (rsi, rdi, rcx; the direction flag is clear at entry by
+    /// SysV §3.2.1 and Win64's convention).
+    fn copy(&mut self, sbase: u8, sd: i32, dbase: u8, dd: i32, size: u32) -> Result<(), EmitError> {
+        if size > UNROLL_LIMIT {
+            let n = size as i32;
+            dynasm!(self.ops
+                ; .arch x64
+                ; lea rsi, [Rq(sbase) + sd]
+                ; lea rdi, [Rq(dbase) + dd]
+                ; mov ecx, n
+                ; rep movsb
+            );
+            return Ok(());
+        }
+        for (off, c) in chunks(size, true) {
+            let s = sd
+                .checked_add(off as i32)
+                .ok_or_else(|| EmitError("displacement overflow".into()))?;
+            let d = dd
+                .checked_add(off as i32)
+                .ok_or_else(|| EmitError("displacement overflow".into()))?;
+            match c {
+                8 => dynasm!(self.ops
+                    ; .arch x64
+                    ; mov rax, QWORD [Rq(sbase) + s]
+                    ; mov QWORD [Rq(dbase) + d], rax
+                ),
+                4 => dynasm!(self.ops
+                    ; .arch x64
+                    ; mov eax, DWORD [Rq(sbase) + s]
+                    ; mov DWORD [Rq(dbase) + d], eax
+                ),
+                2 => dynasm!(self.ops
+                    ; .arch x64
+                    ; movzx eax, WORD [Rq(sbase) + s]
+                    ; mov WORD [Rq(dbase) + d], ax
+                ),
+                _ => dynasm!(self.ops
+                    ; .arch x64
+                    ; movzx eax, BYTE [Rq(sbase) + s]
+                    ; mov BYTE [Rq(dbase) + d], al
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the result registers into `ret`.
+    fn result_phase(&mut self) -> Result<(), EmitError> {
+        let RetPlan::Direct(parts) = &self.plan.ret else {
+            // Void, or Indirect: the callee wrote the caller's buffer itself.
+            return Ok(());
+        };
+        let buf = self.sig.ret_buffer_size() as u64;
+        let mut x87: Vec<&Part> = Vec::new();
+        for p in parts {
+            let d = disp(0, p.offset)?;
+            match p.loc {
+                Loc::Reg(Reg::Gpr(n)) if RET_GPRS.contains(&n) => {
+                    if p.size > 8 {
+                        return err(format!("result: {}-byte piece in a GPR", p.size));
+                    }
+                    // The buffer is the result's size rounded up to 8, so a
+                    // whole-register store at an 8-aligned offset fits.
+                    if p.offset % 8 == 0 && p.offset as u64 + 8 <= buf {
+                        dynasm!(self.ops ; .arch x64 ; mov QWORD [Rq(RET) + d], Rq(n));
+                    } else {
+                        self.store_gpr(n, RET, d, p.size)?;
+                    }
+                }
+                Loc::Reg(Reg::Fpr(x)) if x < 16 => match p.size {
+                    4 => dynasm!(self.ops ; .arch x64 ; movss DWORD [Rq(RET) + d], Rx(x)),
+                    8 => dynasm!(self.ops ; .arch x64 ; movsd QWORD [Rq(RET) + d], Rx(x)),
+                    1..=7 => {
+                        dynasm!(self.ops ; .arch x64 ; movq Rq(R11), Rx(x));
+                        self.store_gpr(R11, RET, d, p.size)?;
+                    }
+                    n => return err(format!("result: {n}-byte piece in an XMM register")),
+                },
+                Loc::Reg(Reg::X87(_)) if p.class == PartClass::X87 => x87.push(p),
+                loc => return err(format!("result: cannot store a piece from {loc:?}")),
+            }
+        }
+        // SysV §3.2.3: x87 results come back in st0 (and st1 for the
+        // imaginary part of _Complex long double). Each `fstp` pops, so
+        // storing st0 first makes the old st1 the new st0.
+        x87.sort_by_key(|p| match p.loc {
+            Loc::Reg(Reg::X87(n)) => n,
+            _ => u8::MAX,
+        });
+        for (k, p) in x87.into_iter().enumerate() {
+            if p.loc != Loc::Reg(Reg::X87(k as u8)) || p.size < 10 {
+                return err(format!("result: unsupported x87 piece {:?}", p.loc));
+            }
+            let d = disp(0, p.offset)?;
+            dynasm!(self.ops ; .arch x64 ; fstp TWORD [Rq(RET) + d]);
+        }
+        Ok(())
+    }
+}
+
+/// The GPR number of an argument register, or an error for anything a
+/// SysV or Win64 plan cannot mean (the trampoline keeps its own state in
+/// rbx, r12, r13 and uses rax, r10, r11 as scratch).
+fn arg_gpr(r: Reg, who: &str) -> Result<u8, EmitError> {
+    match r {
+        Reg::Gpr(n) if ARG_GPRS.contains(&n) => Ok(n),
+        _ => err(format!("{who}: {r:?} is not an x86-64 argument register")),
+    }
+}
