@@ -10,6 +10,7 @@
 pub mod abi;
 pub mod call;
 pub mod cdecl;
+pub mod closure;
 pub mod disasm;
 pub mod error;
 pub mod exec;

@@ -42,6 +42,8 @@
 //! this trampoline's callee, so nothing extra needs saving; Win64 has no red
 //! zone, and the trampoline never uses memory below rsp anyway.
 
+pub mod closure;
+
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 

@@ -1,1 +1,3 @@
 //! Executable memory. (Implementation in progress.)
+
+pub mod stubs;
