@@ -148,8 +148,9 @@ enum ArgHome {
     Local(i64),
     /// In the caller's frame, at `[rbp + 16 + off]` (entry rsp + 8 + off).
     Caller(u32),
-    /// The pointer itself arrives in this location (by-reference argument).
-    Pointer(Loc),
+    /// The pointer itself arrives in the plan's location (by-reference
+    /// argument); written while spilling.
+    Pointer,
     /// A zero-sized argument: any valid address.
     Nothing,
 }
@@ -180,7 +181,6 @@ pub fn emit_closure_body(sig: &Signature, plan: &CallPlan) -> Result<Vec<u8>, Em
     let frame = layout(sig, plan)?;
     let mut e = Body {
         ops: Asm::new(0),
-        sig,
         plan,
         frame,
     };
@@ -215,7 +215,7 @@ fn layout(sig: &Signature, plan: &CallPlan) -> Result<Frame, EmitError> {
     for (a, ty) in plan.args.iter().zip(&sig.args) {
         let home = match a {
             ArgPlan::Ignored => ArgHome::Nothing,
-            ArgPlan::ByRef { ptr, .. } => ArgHome::Pointer(*ptr),
+            ArgPlan::ByRef { .. } => ArgHome::Pointer,
             ArgPlan::Direct(parts) => match contiguous_on_stack(parts) {
                 Some(base) => ArgHome::Caller(base),
                 None => {
@@ -255,7 +255,6 @@ fn layout(sig: &Signature, plan: &CallPlan) -> Result<Frame, EmitError> {
 
 struct Body<'a> {
     ops: Asm,
-    sig: &'a Signature,
     plan: &'a CallPlan,
     frame: Frame,
 }
@@ -334,18 +333,18 @@ impl Body<'_> {
     /// handler's convention), so a Win64 closure saves them around the call.
     fn win64_save_restore(&mut self, save: bool) -> Result<(), EmitError> {
         let base = self.frame.win64_save;
-        let (di, si) = (disp(base, 0)?, disp(base, 8)?);
+        let (d_di, d_si) = (disp(base, 0)?, disp(base, 8)?);
         if save {
             dynasm!(self.ops
                 ; .arch x64
-                ; mov QWORD [rsp + di], rdi
-                ; mov QWORD [rsp + si], rsi
+                ; mov QWORD [rsp + d_di], rdi
+                ; mov QWORD [rsp + d_si], rsi
             );
         } else {
             dynasm!(self.ops
                 ; .arch x64
-                ; mov rdi, QWORD [rsp + di]
-                ; mov rsi, QWORD [rsp + si]
+                ; mov rdi, QWORD [rsp + d_di]
+                ; mov rsi, QWORD [rsp + d_si]
             );
         }
         for k in 0..10u8 {
@@ -524,27 +523,27 @@ impl Body<'_> {
             return Ok(());
         }
         for (off, c) in chunks(size) {
-            let ss = disp(s as i64, off as i64)?;
+            let src = disp(s as i64, off as i64)?;
             let dd = disp(d as i64, off as i64)?;
             match c {
                 8 => dynasm!(self.ops
                     ; .arch x64
-                    ; mov rax, QWORD [rbp + ss]
+                    ; mov rax, QWORD [rbp + src]
                     ; mov QWORD [rsp + dd], rax
                 ),
                 4 => dynasm!(self.ops
                     ; .arch x64
-                    ; mov eax, DWORD [rbp + ss]
+                    ; mov eax, DWORD [rbp + src]
                     ; mov DWORD [rsp + dd], eax
                 ),
                 2 => dynasm!(self.ops
                     ; .arch x64
-                    ; movzx eax, WORD [rbp + ss]
+                    ; movzx eax, WORD [rbp + src]
                     ; mov WORD [rsp + dd], ax
                 ),
                 _ => dynasm!(self.ops
                     ; .arch x64
-                    ; movzx eax, BYTE [rbp + ss]
+                    ; movzx eax, BYTE [rbp + src]
                     ; mov BYTE [rsp + dd], al
                 ),
             }
@@ -577,7 +576,7 @@ impl Body<'_> {
                     // A zero-sized value: point at the frame (valid, unread).
                     dynasm!(self.ops ; .arch x64 ; mov QWORD [rsp + d], rsp);
                 }
-                ArgHome::Pointer(_) => {} // written while spilling
+                ArgHome::Pointer => {} // written while spilling
             }
         }
         Ok(())

@@ -54,24 +54,12 @@ const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_SIZE);
 /// freed. Writes `jitffi: called a freed closure` to stderr and aborts.
 pub extern "C" fn freed_closure_trap() -> ! {
     const MSG: &[u8] = b"jitffi: called a freed closure\n";
-    #[cfg(unix)]
-    {
-        extern "C" {
-            fn write(fd: i32, buf: *const c_void, count: usize) -> isize;
-        }
-        // SAFETY: write(2) on fd 2 with a valid buffer of MSG.len() bytes; no
-        // allocation, no lock (this runs in a foreign frame, maybe in a
-        // signal-like state of the caller's program).
-        unsafe {
-            write(2, MSG.as_ptr().cast(), MSG.len());
-        }
+    // SAFETY: write(2) on fd 2 with a valid buffer of MSG.len() bytes, then
+    // abort(3); no allocation and no lock (this runs on a foreign frame).
+    unsafe {
+        libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        libc::abort()
     }
-    #[cfg(not(unix))]
-    {
-        use std::io::Write;
-        let _ = std::io::stderr().write_all(MSG);
-    }
-    std::process::abort()
 }
 
 /// Address of the trap, as stored in a freed slot's body word.
@@ -174,7 +162,13 @@ pub fn alloc_slot() -> io::Result<StubSlot> {
 
 /// How many bytes of stubs one run holds.
 fn run_bytes() -> usize {
-    STUB_PAGES * region::page::size()
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    // SAFETY: sysconf has no preconditions.
+    let page = *PAGE.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    });
+    STUB_PAGES * page
 }
 
 /// Maps a run: RW stub pages and slot pages, stubs written, slots set to
@@ -183,9 +177,22 @@ fn run_bytes() -> usize {
 fn map_run() -> io::Result<Vec<(usize, usize)>> {
     let bytes = run_bytes();
     let stub = host_stub(bytes as i64)?;
-    let mut alloc = region::alloc(2 * bytes, region::Protection::READ_WRITE)
-        .map_err(|e| io::Error::other(format!("cannot map closure stub pages: {e}")))?;
-    let base: *mut u8 = alloc.as_mut_ptr();
+    // SAFETY: an anonymous private mapping at an address of the kernel's
+    // choosing; no existing memory is affected.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let base = base.cast::<u8>();
     let n = bytes / SLOT_SIZE;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
@@ -208,10 +215,20 @@ fn map_run() -> io::Result<Vec<(usize, usize)>> {
     // SAFETY: the first `bytes` of the mapping hold only the stubs written
     // above; from here they are read-execute and never written again. The
     // slot pages keep READ_WRITE and are never executable (W^X).
-    unsafe { region::protect(base, bytes, region::Protection::READ_EXECUTE) }
-        .map_err(|e| io::Error::other(format!("cannot protect closure stub pages: {e}")))?;
+    let rc = unsafe {
+        libc::mprotect(
+            base.cast(),
+            bytes,
+            libc::PROT_READ | libc::PROT_EXEC,
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: the mapping is ours and nothing refers to it yet.
+        unsafe { libc::munmap(base.cast(), 2 * bytes) };
+        return Err(e);
+    }
     // Runs live for the rest of the process (see the module docs).
-    std::mem::forget(alloc);
     Ok(out)
 }
 
