@@ -141,15 +141,9 @@ fn f80(x: f64) -> [u8; 10] {
 #[test]
 fn f80_helper_matches_the_manual() {
     // 1.0: significand 0x8000_0000_0000_0000, exponent 0x3FFF.
-    assert_eq!(
-        f80(1.0),
-        [0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x3f]
-    );
+    assert_eq!(f80(1.0), [0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x3f]);
     // -2.5 = -1.25 * 2^1: significand 0xA000..., exponent 0x4000, sign.
-    assert_eq!(
-        f80(-2.5),
-        [0, 0, 0, 0, 0, 0, 0, 0xa0, 0x00, 0xc0]
-    );
+    assert_eq!(f80(-2.5), [0, 0, 0, 0, 0, 0, 0, 0xa0, 0x00, 0xc0]);
 }
 
 const SYSV: Abi = Abi::SysV64;
@@ -623,11 +617,27 @@ fn qsort_and_bsearch_with_a_rust_comparator() {
     assert!(calls.load(std::sync::atomic::Ordering::Relaxed) > 0);
     let key: i64 = 13;
     // SAFETY: as above.
-    let hit = unsafe { bsearch((&key as *const i64).cast(), v.as_ptr().cast(), v.len(), 8, f) };
+    let hit = unsafe {
+        bsearch(
+            (&key as *const i64).cast(),
+            v.as_ptr().cast(),
+            v.len(),
+            8,
+            f,
+        )
+    };
     assert_eq!(hit as *const i64, &v[4] as *const i64);
     let key: i64 = 14;
     // SAFETY: as above.
-    let miss = unsafe { bsearch((&key as *const i64).cast(), v.as_ptr().cast(), v.len(), 8, f) };
+    let miss = unsafe {
+        bsearch(
+            (&key as *const i64).cast(),
+            v.as_ptr().cast(),
+            v.len(),
+            8,
+            f,
+        )
+    };
     assert!(miss.is_null());
 }
 
@@ -790,10 +800,9 @@ fn handler_entered_with_16_byte_aligned_stack() {
         let mut rsp: u64 = 1;
         // SAFETY: the probe writes one u64 through ctx, which outlives the
         // closure; it writes 4 bytes of result (the buffers hold ≥ 8).
-        let c = unsafe {
-            Closure::new_raw(&s, jitffi_test_align_probe, (&mut rsp as *mut u64).cast())
-        }
-        .unwrap();
+        let c =
+            unsafe { Closure::new_raw(&s, jitffi_test_align_probe, (&mut rsp as *mut u64).cast()) }
+                .unwrap();
         let f: extern "C" fn(*const c_void) = caller(name);
         f(c.code_ptr());
         assert_ne!(rsp, 1, "{s}: handler not called");
@@ -806,8 +815,7 @@ fn callee_saved_registers_survive_a_closure_call() {
     for abi in [SYSV, WIN] {
         let s = sig(abi, int(), vec![]);
         // SAFETY: the clobber handler ignores ctx and writes an int result.
-        let c = unsafe { Closure::new_raw(&s, jitffi_test_clobber, std::ptr::null_mut()) }
-            .unwrap();
+        let c = unsafe { Closure::new_raw(&s, jitffi_test_clobber, std::ptr::null_mut()) }.unwrap();
         let mut out = [u64::MAX; 3];
         // SAFETY: canary_call calls a function taking no arguments.
         unsafe { jitffi_test_canary_call(c.code_ptr(), &mut out) };
@@ -966,6 +974,8 @@ fn a_panicking_handler_aborts_by_default() {
 
 // ---------------------------------------------------------------- timing
 
+type AddFn = extern "C" fn(i32, i32) -> i32;
+
 #[inline(never)]
 extern "C" fn direct_add(a: i32, b: i32) -> i32 {
     a.wrapping_add(b)
@@ -1008,7 +1018,8 @@ fn rough_timings() {
     // SAFETY: raw_add ignores ctx.
     let c = unsafe { Closure::new_raw(&s, raw_add, std::ptr::null_mut()) }.unwrap();
     // SAFETY: the closure has this C type.
-    let f: extern "C" fn(i32, i32) -> i32 = black_box(unsafe { std::mem::transmute(c.code_ptr()) });
+    let f: extern "C" fn(i32, i32) -> i32 =
+        black_box(unsafe { std::mem::transmute::<*const c_void, AddFn>(c.code_ptr()) });
     let t = Instant::now();
     for i in 0..calls {
         acc = acc.wrapping_add(f(black_box(i), 1));
@@ -1024,7 +1035,8 @@ fn rough_timings() {
     })
     .unwrap();
     // SAFETY: the closure has this C type.
-    let g: extern "C" fn(i32, i32) -> i32 = black_box(unsafe { std::mem::transmute(c.code_ptr()) });
+    let g: extern "C" fn(i32, i32) -> i32 =
+        black_box(unsafe { std::mem::transmute::<*const c_void, AddFn>(c.code_ptr()) });
     let t = Instant::now();
     for i in 0..calls {
         acc = acc.wrapping_add(g(black_box(i), 1));

@@ -47,6 +47,9 @@
 //!    `fld tword`), or the hidden pointer is returned in the plan's register.
 //! 7. Win64: restore rdi, rsi, xmm6–xmm15. `leave; ret`.
 
+// dynasm expands `Rq(n)` / `Rx(x)` into `n.into()`, a same-type conversion.
+#![allow(clippy::useless_conversion)]
+
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 
@@ -76,8 +79,11 @@ const LEA_LEN: i64 = 7;
 /// all of them), which is what lets a run of stubs be written once and
 /// never touched again. Errors if the distance does not fit a `disp32`.
 pub fn stub_bytes(slot_distance: i64) -> Result<[u8; STUB_SIZE], EmitError> {
-    let d = i32::try_from(slot_distance - LEA_LEN)
-        .map_err(|_| EmitError(format!("slot distance {slot_distance} does not fit a disp32")))?;
+    let d = i32::try_from(slot_distance - LEA_LEN).map_err(|_| {
+        EmitError(format!(
+            "slot distance {slot_distance} does not fit a disp32"
+        ))
+    })?;
     let mut out = [0xCC_u8; STUB_SIZE];
     // lea r10, [rip + d]: REX 0x4C (W=1, R=1: r10), opcode 8D,
     // ModRM 0x15 (mod 00, reg 010 = r10 & 7, rm 101 = RIP-relative).
@@ -400,7 +406,12 @@ impl Body<'_> {
                         self.store_reg(r, p, d, i)?;
                     }
                 }
-                (ArgPlan::ByRef { ptr: Loc::Reg(r), .. }, _) => {
+                (
+                    ArgPlan::ByRef {
+                        ptr: Loc::Reg(r), ..
+                    },
+                    _,
+                ) => {
                     // The caller's copy is the argument: args[i] = pointer.
                     let n = arg_gpr(*r, &format!("argument {}'s address", i + 1))?;
                     let d = disp(self.frame.argv, 8 * i as i64)?;
@@ -419,7 +430,11 @@ impl Body<'_> {
             (Reg::Gpr(_), PartClass::Int | PartClass::Float | PartClass::Memory) => {
                 let n = arg_gpr(r, &format!("argument {}", i + 1))?;
                 if p.size > 8 {
-                    return err(format!("argument {}: {}-byte piece in a GPR", i + 1, p.size));
+                    return err(format!(
+                        "argument {}: {}-byte piece in a GPR",
+                        i + 1,
+                        p.size
+                    ));
                 }
                 self.store_gpr(n, d, p.size)
             }
@@ -493,7 +508,13 @@ impl Body<'_> {
                         self.copy_in(s, d, p.size)?;
                     }
                 }
-                (ArgPlan::ByRef { ptr: Loc::Stack(off), .. }, _) => {
+                (
+                    ArgPlan::ByRef {
+                        ptr: Loc::Stack(off),
+                        ..
+                    },
+                    _,
+                ) => {
                     let s = disp(16, *off as i64)?;
                     let d = disp(self.frame.argv, 8 * i as i64)?;
                     dynasm!(self.ops

@@ -215,13 +215,7 @@ fn map_run() -> io::Result<Vec<(usize, usize)>> {
     // SAFETY: the first `bytes` of the mapping hold only the stubs written
     // above; from here they are read-execute and never written again. The
     // slot pages keep READ_WRITE and are never executable (W^X).
-    let rc = unsafe {
-        libc::mprotect(
-            base.cast(),
-            bytes,
-            libc::PROT_READ | libc::PROT_EXEC,
-        )
-    };
+    let rc = unsafe { libc::mprotect(base.cast(), bytes, libc::PROT_READ | libc::PROT_EXEC) };
     if rc != 0 {
         let e = io::Error::last_os_error();
         // SAFETY: the mapping is ours and nothing refers to it yet.
