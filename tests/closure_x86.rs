@@ -415,6 +415,111 @@ fn variadic_call_shape() {
     );
 }
 
+#[test]
+fn case17_struct_whole_on_the_stack() {
+    let t = record(vec![ll(), dbl()]);
+    let mut args = vec![ll(); 6];
+    args.extend([t, dbl(), ll()]);
+    let s = sig(SYSV, ll(), args);
+    let (c, seen_args) = recorder(&s, b(17i64.to_le_bytes()));
+    let f: extern "C" fn(*const c_void) -> i64 = caller("call_case17");
+    assert_eq!(f(c.code_ptr()), 17);
+    let mut want: Vec<Vec<u8>> = (1..=6i64).map(|x| b(x.to_le_bytes())).collect();
+    want.push(cat(&[&(-8i64).to_le_bytes(), &9.75f64.to_le_bytes()]));
+    want.push(b(10.5f64.to_le_bytes()));
+    want.push(b(11i64.to_le_bytes()));
+    assert_eq!(seen(&seen_args), want);
+}
+
+#[test]
+fn case18_struct_on_the_stack_double_backfills_xmm7() {
+    let t = record(vec![dbl(), dbl()]);
+    let mut args = vec![dbl(); 7];
+    args.extend([t, dbl()]);
+    let s = sig(SYSV, dbl(), args);
+    let (c, seen_args) = recorder(&s, b(18.5f64.to_le_bytes()));
+    let f: extern "C" fn(*const c_void) -> f64 = caller("call_case18");
+    assert_eq!(f(c.code_ptr()), 18.5);
+    let mut want: Vec<Vec<u8>> = [1.5f64, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5]
+        .iter()
+        .map(|x| b(x.to_le_bytes()))
+        .collect();
+    want.push(cat(&[&8.25f64.to_le_bytes(), &(-9.5f64).to_le_bytes()]));
+    want.push(b(10.25f64.to_le_bytes()));
+    assert_eq!(seen(&seen_args), want);
+}
+
+#[test]
+fn case21_int128_aligned_on_the_stack() {
+    let mut args = vec![ll(); 5];
+    args.extend([sc(Scalar::I128), ll()]);
+    let s = sig(SYSV, ll(), args);
+    let (c, seen_args) = recorder(&s, b(21i64.to_le_bytes()));
+    let f: extern "C" fn(*const c_void) -> i64 = caller("call_case21");
+    assert_eq!(f(c.code_ptr()), 21);
+    let mut want: Vec<Vec<u8>> = (1..=5i64).map(|x| b(x.to_le_bytes())).collect();
+    want.push(b(((0x1234i128 << 64) | 0x5678).to_le_bytes()));
+    want.push(b(7i64.to_le_bytes()));
+    assert_eq!(seen(&seen_args), want);
+}
+
+#[test]
+fn case4_three_floats_in_two_xmms() {
+    let t = record(vec![flt(), flt(), flt()]);
+    let s = sig(SYSV, t.clone(), vec![t]);
+    let v =
+        |a: f32, bb: f32, cc: f32| cat(&[&a.to_le_bytes(), &bb.to_le_bytes(), &cc.to_le_bytes()]);
+    let (c, seen_args) = recorder(&s, v(-4.0, 5.5, 6.25));
+    let f: extern "C" fn(*const c_void, *mut [u8; 12]) = caller("call_v3");
+    let mut out = [0u8; 12];
+    f(c.code_ptr(), &mut out);
+    assert_eq!(out.to_vec(), v(-4.0, 5.5, 6.25));
+    assert_eq!(seen(&seen_args), vec![v(1.0, 2.0, 3.0)]);
+}
+
+#[test]
+fn case10_packed_struct_on_the_stack() {
+    let members = vec![
+        FieldDecl {
+            name: None,
+            ty: sc(Scalar::I8),
+            aligned: None,
+        },
+        FieldDecl {
+            name: None,
+            ty: int(),
+            aligned: None,
+        },
+    ];
+    let t = Type::Record(Arc::new(
+        layout_record(RecordKind::Struct, None, members, true, None).unwrap(),
+    ));
+    assert_eq!(t.size(), 5);
+    let s = sig(SYSV, int(), vec![t, int()]);
+    let (c, seen_args) = recorder(&s, b(10i32.to_le_bytes()));
+    let f: extern "C" fn(*const c_void) -> i32 = caller("call_packed");
+    assert_eq!(f(c.code_ptr()), 10);
+    assert_eq!(
+        seen(&seen_args),
+        vec![vec![b'q', 4, 3, 2, 1], b(6i32.to_le_bytes())]
+    );
+}
+
+#[test]
+fn complex_long_double_result_in_st0_st1() {
+    let s = sig(SYSV, Type::Complex(Scalar::F80), vec![int()]);
+    let mut ret = f80(1.75).to_vec();
+    ret.resize(16, 0);
+    ret.extend(f80(-3.0));
+    ret.resize(32, 0);
+    let (c, seen_args) = recorder(&s, ret);
+    let f: extern "C" fn(*const c_void, *mut [f64; 2]) = caller("call_cld");
+    let mut out = [0f64; 2];
+    f(c.code_ptr(), &mut out);
+    assert_eq!(out, [1.75, -3.0]);
+    assert_eq!(seen(&seen_args), vec![b(5i32.to_le_bytes())]);
+}
+
 // ---------------------------------------------------------------- Win64
 
 #[test]
@@ -568,6 +673,21 @@ fn win64_variadic() {
             b(2.5f64.to_le_bytes()),
             b(7i32.to_le_bytes())
         ]
+    );
+}
+
+#[test]
+fn win64_complex_double_by_reference() {
+    let t = Type::Complex(Scalar::F64);
+    let s = sig(WIN, t.clone(), vec![t]);
+    let (c, seen_args) = recorder(&s, cat(&[&(-0.5f64).to_le_bytes(), &4.0f64.to_le_bytes()]));
+    let f: extern "C" fn(*const c_void, *mut [f64; 2]) = caller("w_call_cd");
+    let mut out = [0f64; 2];
+    f(c.code_ptr(), &mut out);
+    assert_eq!(out, [-0.5, 4.0]);
+    assert_eq!(
+        seen(&seen_args),
+        vec![cat(&[&1.5f64.to_le_bytes(), &2.5f64.to_le_bytes()])]
     );
 }
 

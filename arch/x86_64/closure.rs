@@ -771,6 +771,104 @@ mod tests {
         out
     }
 
+    use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
+    use crate::types::{layout_record, FieldDecl, RecordKind, Scalar, Type};
+    use std::sync::Arc;
+
+    fn v3() -> Type {
+        let f = || FieldDecl {
+            name: None,
+            ty: Type::Scalar(Scalar::F32),
+            aligned: None,
+        };
+        Type::Record(Arc::new(
+            layout_record(RecordKind::Struct, None, vec![f(), f(), f()], false, None).unwrap(),
+        ))
+    }
+
+    fn xmm(n: u8, offset: u32, size: u32) -> Part {
+        Part {
+            offset,
+            size,
+            loc: Loc::Reg(Reg::Fpr(n)),
+            class: PartClass::Float,
+            ext: Ext::None,
+        }
+    }
+
+    /// DESIGN tricky case 4 on SysV, `v3 f(v3)`: xmm0 (bytes 0..8) and
+    /// xmm1 (8..12) both ways. The plan is written by hand here so the test
+    /// does not depend on the planner.
+    #[test]
+    fn golden_body_for_three_floats() {
+        let sig = Signature::new(Abi::SysV64, v3(), vec![v3()]);
+        let parts = vec![xmm(0, 0, 8), xmm(1, 8, 4)];
+        let plan = CallPlan {
+            abi: Abi::SysV64,
+            args: vec![ArgPlan::Direct(parts.clone())],
+            ret: RetPlan::Direct(parts),
+            stack_size: 0,
+            shadow_space: 0,
+            copy_area_size: 0,
+            al: None,
+        };
+        let text = disasm(&emit_closure_body(&sig, &plan).unwrap());
+        let want = [
+            "push rbp",
+            "mov rbp,rsp",
+            "sub rsp,40h",
+            "movsd [rsp+10h],xmm0",
+            "movss [rsp+18h],xmm1",
+            "lea rax,[rsp+10h]",
+            "mov [rsp],rax",
+            "mov rdi,[r10+10h]",
+            "lea rsi,[rsp]",
+            "lea rdx,[rsp+20h]",
+            "call qword ptr [r10+8]",
+            "movsd xmm0,[rsp+20h]",
+            "movss xmm1,[rsp+28h]",
+            "leave",
+            "ret",
+        ];
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_emit() {
+        let int = Type::Scalar(Scalar::I32);
+        let sig = Signature::new(Abi::SysV64, int.clone(), vec![int.clone()]);
+        let bad = |loc: Loc, class: PartClass| CallPlan {
+            abi: Abi::SysV64,
+            args: vec![ArgPlan::Direct(vec![Part {
+                offset: 0,
+                size: 4,
+                loc,
+                class,
+                ext: Ext::None,
+            }])],
+            ret: RetPlan::Direct(vec![Part {
+                offset: 0,
+                size: 4,
+                loc: Loc::Reg(Reg::Gpr(0)),
+                class: PartClass::Int,
+                ext: Ext::None,
+            }]),
+            stack_size: 0,
+            shadow_space: 0,
+            copy_area_size: 0,
+            al: None,
+        };
+        // rbx is not an argument register; an x87 register is not an
+        // argument location.
+        assert!(emit_closure_body(&sig, &bad(Loc::Reg(Reg::Gpr(3)), PartClass::Int)).is_err());
+        assert!(emit_closure_body(&sig, &bad(Loc::Reg(Reg::X87(0)), PartClass::X87)).is_err());
+        // A plan for another ISA.
+        let mut p = bad(Loc::Reg(Reg::Gpr(7)), PartClass::Int);
+        assert!(emit_closure_body(&sig, &p).is_ok());
+        p.abi = Abi::Aapcs64;
+        assert!(emit_closure_body(&sig, &p).is_err());
+    }
+
     #[test]
     fn stub_decodes_as_lea_and_jmp() {
         let b = stub_bytes(4096).unwrap();

@@ -127,3 +127,59 @@ void w_call_big(s_big (MS *f)(int, int), s_big *out) { *out = f(11, 22); }
 
 /* Tricky case 25: the double in xmm1 and rdx, then the int in r8d. */
 int w_call_var(int (MS *f)(int, ...)) { return f(3, 2.5, 7); }
+
+/* ---- more stack cases (DESIGN tricky cases 17, 18, 21, 4, 10) ---- */
+
+typedef struct { long long a; double b; } s_ld2;
+typedef struct { double a, b; } s_dd;
+typedef struct { float x, y, z; } s_v3;
+typedef struct __attribute__((packed)) { char c; int i; } s_packed;
+
+/* 17: six ll fill the GPRs; the struct goes whole on the stack; the double
+ * still takes xmm0 and the last ll the stack. */
+long long call_case17(long long (*f)(long long, long long, long long, long long,
+                                     long long, long long, s_ld2, double, long long)) {
+    s_ld2 s = {-8, 9.75};
+    return f(1, 2, 3, 4, 5, 6, s, 10.5, 11);
+}
+
+/* 18: seven doubles, then the struct on the stack, last double in xmm7. */
+double call_case18(double (*f)(double, double, double, double, double, double,
+                               double, s_dd, double)) {
+    s_dd s = {8.25, -9.5};
+    return f(1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, s, 10.25);
+}
+
+/* 21: five ll, __int128 on the stack (16-aligned), last ll in r9. */
+long long call_case21(long long (*f)(long long, long long, long long, long long,
+                                     long long, __int128, long long)) {
+    __int128 x = ((__int128)0x1234 << 64) | 0x5678;
+    return f(1, 2, 3, 4, 5, x, 7);
+}
+
+/* 4: struct {float x,y,z} in xmm0 + xmm1, out the same. */
+void call_v3(s_v3 (*f)(s_v3), s_v3 *out) {
+    s_v3 v = {1.0f, 2.0f, 3.0f};
+    *out = f(v);
+}
+
+/* 10: packed 5-byte struct: MEMORY class, on the stack. */
+int call_packed(int (*f)(s_packed, int)) {
+    s_packed p = {'q', 0x01020304};
+    return f(p, 6);
+}
+
+/* _Complex long double result: st0 (real) and st1 (imaginary). */
+void call_cld(_Complex long double (*f)(int), double *out) {
+    _Complex long double r = f(5);
+    out[0] = (double)__real__ r;
+    out[1] = (double)__imag__ r;
+}
+
+/* Win64: _Complex double (16 bytes) by reference, result via hidden pointer. */
+void w_call_cd(_Complex double (MS *f)(_Complex double), double *out) {
+    _Complex double z = 1.5 + 2.5 * __builtin_complex(0.0, 1.0);
+    _Complex double r = f(z);
+    out[0] = __real__ r;
+    out[1] = __imag__ r;
+}
