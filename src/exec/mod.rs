@@ -37,7 +37,7 @@
 //! keeps running the old physical page or faults, waits for the lock, and
 //! continues in the new one. Neither the old page nor the replacement is ever
 //! writable while executable. (The kernel unmaps the destination before it
-//! moves the source; if the move itself then failed — only possible on
+//! moves the source (`mremap_to` in `mm/mremap.c`); if the move then failed — only possible on
 //! `ENOMEM`, e.g. at `vm.max_map_count` — the old code would be gone. The
 //! arena cannot undo that; it is the one residual risk of the scheme.)
 //!
@@ -50,6 +50,17 @@
 //! Where `mremap` is unavailable (not Linux) or fails, the arena falls back
 //! to starting the code on the next fresh page of the chunk, i.e. one page per
 //! installation, which is correct but wastes space.
+//!
+//! # Cost
+//!
+//! An installation is a handful of system calls and page faults, whatever
+//! its size. Measured on the development VM (x86-64, Firecracker, 2 shared
+//! cores; thread CPU time, `exec::tests::install_cost_printout`): about 9 µs
+//! per installation into a shared page (mmap ≈ 1.2, first-touch fault + copy
+//! ≈ 1.8, mprotect ≈ 0.9, mremap ≈ 4.8), about 4 µs on a fresh page (write
+//! fault + mprotect). [`CodeArena::install_many`] places a whole batch with
+//! one page change: well under 0.1 µs per piece for 2000 pieces. Callers that
+//! compile several pieces together should batch them.
 //!
 //! # Instruction caches
 //!
@@ -321,22 +332,39 @@ impl CodeArena {
     /// Errors: `InvalidInput` for empty code; the OS error if memory cannot be
     /// mapped or protected.
     pub fn install(&self, code: &[u8]) -> io::Result<Code> {
-        if code.is_empty() {
+        let mut v = self.install_many(&[code])?;
+        v.pop()
+            .ok_or_else(|| io::Error::other("install_many returned nothing"))
+    }
+
+    /// Installs several pieces of code at once, placed one after another:
+    /// the whole batch costs the page changes of one installation (each
+    /// installation's cost is dominated by system calls, not by its size).
+    /// Returns them in order.
+    ///
+    /// Errors as [`install`](Self::install); on error nothing is returned
+    /// (code already placed is released).
+    pub fn install_many(&self, codes: &[&[u8]]) -> io::Result<Vec<Code>> {
+        if codes.iter().any(|c| c.is_empty()) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "cannot install empty code",
             ));
         }
-        if code.len() > self.chunk_len {
-            return self.install_dedicated(code);
-        }
+        let mut out = Vec::with_capacity(codes.len());
+        let mut rest = codes;
         let mut st = self.lock();
-        loop {
-            let fits = st
+        while let Some(first) = rest.first() {
+            if first.len() > self.chunk_len {
+                out.push(self.install_dedicated(first)?);
+                rest = &rest[1..];
+                continue;
+            }
+            let room = st
                 .current
                 .as_ref()
-                .is_some_and(|c| round_up(c.offset, CODE_ALIGN) + code.len() <= self.chunk_len);
-            if !fits {
+                .is_some_and(|c| round_up(c.offset, CODE_ALIGN) + first.len() <= self.chunk_len);
+            if !room {
                 // The old current chunk (if any) is released here: unmapped
                 // now if no code lives in it, else when its last code drops.
                 st.current = None;
@@ -351,39 +379,74 @@ impl CodeArena {
             let Some(cur) = st.current.as_mut() else {
                 continue; // unreachable: set just above
             };
+            // The longest prefix of `rest` that fits in this chunk (at least
+            // `first`, checked above).
             let start = round_up(cur.offset, CODE_ALIGN);
-            if start >= cur.rx_end {
-                return self.install_fresh(&mut st, start, code);
-            }
-            if remap {
-                match self.install_replacing(cur, start, code) {
-                    Ok(installed) => return Ok(installed),
-                    Err(_) => { /* fall back to a fresh page below */ }
+            let mut end = start;
+            let mut n = 0;
+            for c in rest {
+                let s = round_up(end, CODE_ALIGN);
+                if c.len() > self.chunk_len || s + c.len() > self.chunk_len {
+                    break;
                 }
+                end = s + c.len();
+                n += 1;
             }
-            // Fallback: skip to the next fresh page (or a new chunk).
-            self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
-            cur.offset = cur.rx_end;
+            let group = &rest[..n];
+            if start >= cur.rx_end {
+                self.install_fresh(&mut st, start, group, &mut out)?;
+            } else if !(remap && self.install_replacing(cur, start, group, &mut out).is_ok()) {
+                // Fallback: skip to the next fresh page (or a new chunk), and
+                // lay out the group again from there.
+                self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+                cur.offset = cur.rx_end;
+                continue;
+            }
+            rest = &rest[n..];
         }
+        Ok(out)
     }
 
-    /// Writes `code` at `start` (at or after `rx_end`, so in untouched RW
+    /// Where each piece of `group` goes when placed from `start`, and the
+    /// end of the last one.
+    fn layout(start: usize, group: &[&[u8]]) -> (Vec<usize>, usize) {
+        let mut end = start;
+        let offsets = group
+            .iter()
+            .map(|c| {
+                let s = round_up(end, CODE_ALIGN);
+                end = s + c.len();
+                s
+            })
+            .collect();
+        (offsets, end)
+    }
+
+    /// Writes `group` from `start` (at or after `rx_end`, so in untouched RW
     /// pages) and flips the pages it touches to RX.
-    fn install_fresh(&self, st: &mut State, start: usize, code: &[u8]) -> io::Result<Code> {
+    fn install_fresh(
+        &self,
+        st: &mut State,
+        start: usize,
+        group: &[&[u8]],
+        out: &mut Vec<Code>,
+    ) -> io::Result<()> {
         let Some(cur) = st.current.as_mut() else {
             return Err(io::Error::other("no current chunk"));
         };
-        let end = start + code.len();
+        let (offsets, end) = Self::layout(start, group);
         let first = round_down(start, self.page);
         let last = round_up(end, self.page);
         let base = cur.chunk.base.as_ptr();
-        // SAFETY: `start..end` lies inside the chunk (checked by the caller:
-        // end <= chunk_len) and in pages at or after `rx_end`, which are RW
-        // and not executable, so no one can be running them, and no Code
-        // refers to them; `code` is a separate Rust slice, so no overlap.
-        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), base.add(start), code.len()) };
+        for (c, &o) in group.iter().zip(&offsets) {
+            // SAFETY: `o..o+len` lies inside the chunk (the caller checked
+            // end <= chunk_len) and in pages at or after `rx_end`, which are
+            // RW and not executable, so no one can be running them and no
+            // Code refers to them; `c` is a separate Rust slice.
+            unsafe { std::ptr::copy_nonoverlapping(c.as_ptr(), base.add(o), c.len()) };
+        }
         // SAFETY: `first..last` is page-aligned, inside our chunk, and no
-        // Rust reference writes into it after the copy above.
+        // Rust reference writes into it after the copies above.
         let r = unsafe { sys::protect_rx(base.add(first), last - first) };
         if let Err(e) = r {
             // The pages are in an unknown state: abandon the chunk (it is
@@ -393,26 +456,37 @@ impl CodeArena {
         }
         cur.offset = end;
         cur.rx_end = last;
-        Ok(self.finish(&cur.chunk, start, code.len()))
+        for (c, &o) in group.iter().zip(&offsets) {
+            out.push(self.finish(&cur.chunk, o, c.len()));
+        }
+        Ok(())
     }
 
-    /// Adds `code` at `start`, inside the last executable page, by building a
-    /// replacement for the pages `[round_down(start), round_up(end))` and
-    /// moving it over them (see the module docs). On error nothing changed.
-    fn install_replacing(&self, cur: &mut Current, start: usize, code: &[u8]) -> io::Result<Code> {
-        let end = start + code.len();
+    /// Adds `group` from `start`, inside the last executable page, by
+    /// building a replacement for the pages `[round_down(start),
+    /// round_up(end))` and moving it over them (see the module docs). On
+    /// error nothing changed.
+    fn install_replacing(
+        &self,
+        cur: &mut Current,
+        start: usize,
+        group: &[&[u8]],
+        out: &mut Vec<Code>,
+    ) -> io::Result<()> {
+        let (offsets, end) = Self::layout(start, group);
         let first = round_down(start, self.page);
         let last = round_up(end, self.page);
         let len = last - first;
         let base = cur.chunk.base.as_ptr();
-        let repl = sys::map_rw(len)?;
-        let repl = repl.as_ptr();
+        let repl = sys::map_rw(len)?.as_ptr();
         // SAFETY: `base+first .. base+start` is inside the chunk and readable
-        // (RX pages; bytes never change); `repl` is a fresh RW mapping of
-        // `len >= start - first + code.len()` bytes, disjoint from the chunk.
+        // (RX pages whose bytes never change); `repl` is a fresh RW mapping of
+        // `len >= end - first` bytes, disjoint from the chunk and from `group`.
         unsafe {
             std::ptr::copy_nonoverlapping(base.add(first), repl, start - first);
-            std::ptr::copy_nonoverlapping(code.as_ptr(), repl.add(start - first), code.len());
+            for (c, &o) in group.iter().zip(&offsets) {
+                std::ptr::copy_nonoverlapping(c.as_ptr(), repl.add(o - first), c.len());
+            }
         }
         // SAFETY: `repl` is our whole fresh mapping; nothing references it.
         let r = unsafe { sys::protect_rx(repl, len) }.and_then(|()| {
@@ -433,7 +507,10 @@ impl CodeArena {
         self.counters.replacements.fetch_add(1, Ordering::Relaxed);
         cur.offset = end;
         cur.rx_end = cur.rx_end.max(last);
-        Ok(self.finish(&cur.chunk, start, code.len()))
+        for (c, &o) in group.iter().zip(&offsets) {
+            out.push(self.finish(&cur.chunk, o, c.len()));
+        }
+        Ok(())
     }
 
     /// Code larger than a chunk: a mapping of its own.

@@ -105,7 +105,9 @@ pub(super) unsafe fn move_over(src: *mut u8, len: usize, dst: *mut u8) -> io::Re
         Err(io::Error::last_os_error())
     } else if p.cast::<u8>() != dst {
         // Cannot happen with MREMAP_FIXED; treat as failure rather than trust it.
-        Err(io::Error::other("mremap moved the mapping to the wrong address"))
+        Err(io::Error::other(
+            "mremap moved the mapping to the wrong address",
+        ))
     } else {
         Ok(())
     }
