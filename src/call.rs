@@ -1,1 +1,258 @@
-//! Forward trampolines: the Rust API over plan + emitter + code arena. (In progress.)
+//! Forward trampolines: the Rust API over plan + emitter + code arena.
+//!
+//! A [`Trampoline`] is a signature compiled once into machine code that
+//! calls a C function of that signature:
+//!
+//! ```text
+//! entry(target, args, ret)
+//! ```
+//!
+//! `args` is either an array of pointers to each argument
+//! ([`ArgMode::Pointers`], libffi-style) or a packed frame with each
+//! argument at [`Trampoline::frame_offsets`] ([`ArgMode::Frame`]); `ret`
+//! receives the result as its C type and must hold
+//! [`Trampoline::ret_buffer_size`] bytes.
+
+use std::ffi::c_void;
+use std::fmt;
+
+use crate::abi::CallPlan;
+use crate::arch::{ArgSource, Target};
+use crate::exec::{Code, CodeArena};
+use crate::types::{Isa, Signature};
+use crate::Error;
+
+/// How a trampoline finds its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArgMode {
+    /// `args` is `void *const *`: argument `i`'s value is at `args[i]`.
+    Pointers,
+    /// `args` points at a packed frame: argument `i`'s value is at
+    /// `args + frame_offsets()[i]` (see [`Signature::frame_layout`]).
+    Frame,
+}
+
+/// The type of a trampoline's entry point. It is called with the host's C
+/// convention (SysV AMD64 on x86-64 Linux), whatever the callee's ABI.
+pub type Entry = unsafe extern "C" fn(*const c_void, *const c_void, *mut c_void);
+
+/// A compiled forward trampoline. Immutable once built: `Send + Sync`, and
+/// callable from any number of threads at once.
+pub struct Trampoline {
+    sig: Signature,
+    plan: CallPlan,
+    mode: ArgMode,
+    bound: bool,
+    offsets: Vec<u32>,
+    frame_size: usize,
+    entry: Entry,
+    /// Owns the executable memory `entry` points into; declared last so it
+    /// is dropped after everything else.
+    code: Code,
+}
+
+impl fmt::Debug for Trampoline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trampoline")
+            .field("signature", &self.sig.c_decl())
+            .field("abi", &self.sig.abi)
+            .field("mode", &self.mode)
+            .field("bound", &self.bound)
+            .field("entry", &self.code.as_ptr())
+            .field("code_len", &self.code.len())
+            .finish()
+    }
+}
+
+/// Whether the emitted x86-64 trampoline can be entered with this host's C
+/// convention. The emitter writes a SysV-convention entry (parameters in
+/// rdi, rsi, rdx; SysV callee-saved set); a Windows host's `extern "C"`
+/// is the Microsoft convention, which it does not implement.
+const HOST_ENTRY_IS_SYSV: bool = cfg!(all(target_arch = "x86_64", not(windows)));
+
+impl Trampoline {
+    /// Plans (`crate::abi::plan`), validates, emits, and installs into
+    /// executable memory.
+    ///
+    /// `target`: `None` compiles an unbound trampoline (the callee is given
+    /// per call); `Some(f)` bakes `f` into the code.
+    pub fn compile(
+        sig: &Signature,
+        mode: ArgMode,
+        target: Option<*const c_void>,
+    ) -> Result<Trampoline, Error> {
+        if !sig.abi.executable_here() {
+            return Err(Error::NotExecutable(sig.abi));
+        }
+        let plan = crate::abi::plan(sig)?;
+        plan.validate(sig)?;
+        let (offsets, frame_size) = sig.frame_layout();
+        let source = match mode {
+            ArgMode::Pointers => ArgSource::Pointers,
+            ArgMode::Frame => ArgSource::Frame(&offsets),
+        };
+        let bind = match target {
+            None => Target::Unbound,
+            Some(p) if p.is_null() => {
+                return Err(Error::Argument(
+                    "cannot bind a null function pointer".into(),
+                ))
+            }
+            Some(p) => Target::Bound(p as usize as u64),
+        };
+        let bytes = match sig.abi.isa() {
+            Isa::X86_64 if HOST_ENTRY_IS_SYSV => {
+                crate::arch::x86_64::emit_forward(sig, &plan, source, bind)?
+            }
+            Isa::X86_64 => {
+                return Err(Error::Emit(
+                    "trampolines entered with the Microsoft x64 convention are not implemented"
+                        .into(),
+                ))
+            }
+            Isa::Aarch64 => return Err(Error::Emit("no AArch64 emitter yet".into())),
+        };
+        let code = CodeArena::global().install(&bytes)?;
+        // SAFETY: `code` holds the instructions just emitted for exactly this
+        // entry type (three pointer parameters in the host C convention, no
+        // result), installed executable; it lives as long as `self`, and the
+        // pointer is only called through `call_raw`/`call`, or handed out by
+        // `entry`, whose callers must keep the Trampoline alive.
+        let entry = unsafe { std::mem::transmute::<*const u8, Entry>(code.as_ptr()) };
+        Ok(Trampoline {
+            sig: sig.clone(),
+            plan,
+            mode,
+            bound: target.is_some(),
+            offsets,
+            frame_size: frame_size as usize,
+            entry,
+            code,
+        })
+    }
+
+    /// The signature this trampoline was compiled from.
+    pub fn signature(&self) -> &Signature {
+        &self.sig
+    }
+
+    /// The call plan the code implements.
+    pub fn plan(&self) -> &CallPlan {
+        &self.plan
+    }
+
+    /// How the trampoline reads its arguments.
+    pub fn mode(&self) -> ArgMode {
+        self.mode
+    }
+
+    /// Whether the callee is baked into the code.
+    pub fn is_bound(&self) -> bool {
+        self.bound
+    }
+
+    /// The compiled entry point. It is valid only while `self` is alive.
+    pub fn entry(&self) -> Entry {
+        self.entry
+    }
+
+    /// Calls the target through the trampoline, unchecked.
+    ///
+    /// # Safety
+    ///
+    /// - `target` must be a function of the signature's type and ABI
+    ///   (ignored when the trampoline is bound);
+    /// - `args` must match the mode and the signature: in pointer mode an
+    ///   array of one valid pointer per argument, each to a value of the
+    ///   argument's C type; in frame mode a readable frame of
+    ///   [`frame_size`](Self::frame_size) bytes with each argument's value at
+    ///   its [`frame_offsets`](Self::frame_offsets) entry;
+    /// - `ret` must be writable for [`ret_buffer_size`](Self::ret_buffer_size)
+    ///   bytes (it may be null when that is 0);
+    /// - whatever the callee itself requires of its arguments.
+    pub unsafe fn call_raw(&self, target: *const c_void, args: *const c_void, ret: *mut c_void) {
+        // SAFETY: the caller upholds the contract above, which is exactly
+        // what the emitted code relies on.
+        unsafe { (self.entry)(target, args, ret) }
+    }
+
+    /// Calls the target with `args[i]` pointing at argument `i`, checking
+    /// what can be checked: pointer mode, the argument count, and non-null
+    /// `target` (when unbound) and `ret` (when the result is not void).
+    ///
+    /// # Safety
+    ///
+    /// As [`call_raw`](Self::call_raw): `target` must be a function of the
+    /// signature's type, each `args[i]` must point at a value of argument
+    /// `i`'s C type, and `ret` must be writable for `ret_buffer_size()`
+    /// bytes.
+    pub unsafe fn call(
+        &self,
+        target: *const c_void,
+        args: &[*const c_void],
+        ret: *mut c_void,
+    ) -> Result<(), Error> {
+        if self.mode != ArgMode::Pointers {
+            return Err(Error::Argument(
+                "Trampoline::call needs a pointer-mode trampoline; use call_raw with a frame"
+                    .into(),
+            ));
+        }
+        if args.len() != self.sig.args.len() {
+            return Err(Error::Argument(format!(
+                "{} takes {} arguments, {} given",
+                self.sig.c_decl(),
+                self.sig.args.len(),
+                args.len()
+            )));
+        }
+        if !self.bound && target.is_null() {
+            return Err(Error::Argument("null target function".into()));
+        }
+        if ret.is_null() && self.ret_buffer_size() > 0 {
+            return Err(Error::Argument("null result buffer".into()));
+        }
+        if let Some(i) = args.iter().position(|p| p.is_null()) {
+            return Err(Error::Argument(format!(
+                "argument {} is a null pointer",
+                i + 1
+            )));
+        }
+        // SAFETY: the checks above cover the mode, count and null pointers;
+        // the rest is the caller's contract, forwarded unchanged.
+        unsafe { self.call_raw(target, args.as_ptr().cast(), ret) };
+        Ok(())
+    }
+
+    /// Frame mode: the offset of each argument in the frame.
+    pub fn frame_offsets(&self) -> &[u32] {
+        &self.offsets
+    }
+
+    /// Frame mode: the frame's size in bytes (a multiple of 16).
+    pub fn frame_size(&self) -> usize {
+        self.frame_size
+    }
+
+    /// Bytes the `ret` buffer must hold (see [`Signature::ret_buffer_size`]).
+    pub fn ret_buffer_size(&self) -> usize {
+        self.sig.ret_buffer_size()
+    }
+
+    /// The installed machine code.
+    pub fn code(&self) -> &[u8] {
+        self.code.bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn trampoline_is_send_and_sync() {
+        assert_send_sync::<Trampoline>();
+    }
+}

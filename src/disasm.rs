@@ -28,6 +28,8 @@ fn disassemble_x86_64(code: &[u8], base: u64) -> String {
     opts.set_hex_suffix("");
     opts.set_uppercase_hex(false);
     opts.set_space_after_operand_separator(true);
+    opts.set_show_branch_size(false);
+    opts.set_branch_leading_zeros(false);
     let mut out = String::new();
     let mut text = String::new();
     let mut insn = Instruction::default();

@@ -42,6 +42,9 @@
 //! this trampoline's callee, so nothing extra needs saving; Win64 has no red
 //! zone, and the trampoline never uses memory below rsp anyway.
 
+// dynasm's expansion of dynamic registers (`Rq(n)`) calls `.into()` on u8.
+#![allow(clippy::useless_conversion)]
+
 pub mod closure;
 
 use dynasmrt::x64::X64Relocation;
@@ -199,17 +202,17 @@ impl Emitter<'_> {
             ; mov rbp, rsp
         );
         for &r in &saved {
-            dynasm!(self.ops ; .arch x64 ; push Rq(r));
+            self.push_pop(r, true);
         }
         self.alloc_frame(frame);
         if uses_args {
-            dynasm!(self.ops ; .arch x64 ; mov Rq(ARGS), rsi);
+            dynasm!(self.ops ; .arch x64 ; mov rbx, rsi);
         }
         if uses_ret {
-            dynasm!(self.ops ; .arch x64 ; mov Rq(RET), rdx);
+            dynasm!(self.ops ; .arch x64 ; mov r12, rdx);
         }
         if target == Target::Unbound {
-            dynasm!(self.ops ; .arch x64 ; mov Rq(TARGET), rdi);
+            dynasm!(self.ops ; .arch x64 ; mov r13, rdi);
         }
 
         self.memory_phase()?;
@@ -221,15 +224,17 @@ impl Emitter<'_> {
             dynasm!(self.ops ; .arch x64 ; mov eax, al as i32);
         }
         match target {
-            Target::Unbound => dynasm!(self.ops ; .arch x64 ; call Rq(TARGET)),
-            Target::Bound(addr) => {
-                let r = if plan.al.is_some() { R11 } else { RAX };
-                dynasm!(self.ops
-                    ; .arch x64
-                    ; mov Rq(r), QWORD addr as i64
-                    ; call Rq(r)
-                );
-            }
+            Target::Unbound => dynasm!(self.ops ; .arch x64 ; call r13),
+            Target::Bound(addr) if plan.al.is_some() => dynasm!(self.ops
+                ; .arch x64
+                ; mov r11, QWORD addr as i64
+                ; call r11
+            ),
+            Target::Bound(addr) => dynasm!(self.ops
+                ; .arch x64
+                ; mov rax, QWORD addr as i64
+                ; call rax
+            ),
         }
 
         self.result_phase()?;
@@ -241,7 +246,7 @@ impl Emitter<'_> {
             dynasm!(self.ops ; .arch x64 ; lea rsp, [rbp + d]);
         }
         for &r in saved.iter().rev() {
-            dynasm!(self.ops ; .arch x64 ; pop Rq(r));
+            self.push_pop(r, false);
         }
         dynasm!(self.ops
             ; .arch x64
@@ -249,6 +254,20 @@ impl Emitter<'_> {
             ; ret
         );
         Ok(())
+    }
+
+    /// Saves (`push`) or restores (`pop`) one of the trampoline's own
+    /// callee-saved registers. Static register names give the shortest
+    /// encodings (dynasm adds a REX prefix to every dynamic register).
+    fn push_pop(&mut self, r: u8, push: bool) {
+        match (r, push) {
+            (RBX, true) => dynasm!(self.ops ; .arch x64 ; push rbx),
+            (R12, true) => dynasm!(self.ops ; .arch x64 ; push r12),
+            (_, true) => dynasm!(self.ops ; .arch x64 ; push r13),
+            (RBX, false) => dynasm!(self.ops ; .arch x64 ; pop rbx),
+            (R12, false) => dynasm!(self.ops ; .arch x64 ; pop r12),
+            (_, false) => dynasm!(self.ops ; .arch x64 ; pop r13),
+        }
     }
 
     /// `sub rsp, frame`, touching every page on the way down when the frame
@@ -278,7 +297,7 @@ impl Emitter<'_> {
     fn value_base(&mut self, i: usize) -> Result<(u8, i64), EmitError> {
         match self.source {
             ArgSource::Pointers => {
-                let d = disp(0, (i as u32).checked_mul(8).unwrap_or(u32::MAX))?;
+                let d = disp(0, (i as u32).saturating_mul(8))?;
                 dynasm!(self.ops ; .arch x64 ; mov Rq(VALPTR), [Rq(ARGS) + d]);
                 Ok((VALPTR, 0))
             }
@@ -414,6 +433,8 @@ impl Emitter<'_> {
                 match p.size {
                     4 => dynasm!(self.ops ; .arch x64 ; movss Rx(x), DWORD [Rq(base) + src]),
                     8 => dynasm!(self.ops ; .arch x64 ; movsd Rx(x), QWORD [Rq(base) + src]),
+                    // A whole vector register (e.g. `__m128`): exactly 16 bytes.
+                    16 => dynasm!(self.ops ; .arch x64 ; movups Rx(x), OWORD [Rq(base) + src]),
                     1..=7 => {
                         self.load_gpr(R11, RAX, base, src, p.size, Ext::None, i)?;
                         dynasm!(self.ops ; .arch x64 ; movq Rx(x), Rq(R11));
@@ -601,6 +622,8 @@ impl Emitter<'_> {
                 Loc::Reg(Reg::Fpr(x)) if x < 16 => match p.size {
                     4 => dynasm!(self.ops ; .arch x64 ; movss DWORD [Rq(RET) + d], Rx(x)),
                     8 => dynasm!(self.ops ; .arch x64 ; movsd QWORD [Rq(RET) + d], Rx(x)),
+                    // Win64 returns `__int128` in xmm0 (gcc, clang); `__m128`.
+                    16 => dynasm!(self.ops ; .arch x64 ; movups OWORD [Rq(RET) + d], Rx(x)),
                     1..=7 => {
                         dynasm!(self.ops ; .arch x64 ; movq Rq(R11), Rx(x));
                         self.store_gpr(R11, RET, d, p.size)?;

@@ -286,6 +286,8 @@ pub fn plan(sig: &Signature) -> Result<CallPlan, Unsupported> {
                 .ok()
                 .and_then(|n| n.checked_mul(STACK_SLOT))
                 .and_then(|n| n.checked_add(SHADOW_SPACE))
+                // Leave room for the slot itself and the rounding to 16.
+                .filter(|n| *n <= u32::MAX - 32)
                 .ok_or_else(|| too_many(i))?;
             stack_end = off + STACK_SLOT;
             Some(Loc::Stack(off))
