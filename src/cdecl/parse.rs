@@ -1409,7 +1409,9 @@ impl<'a> Parser<'a> {
             }
         }
         let t = self.tok();
-        if t.kind == Kind::Ident && !self.starts_type() && !self.is_asm() {
+        // Any identifier here is the declared name, even a typedef name
+        // (C11 6.2.1p4: an inner declaration hides it).
+        if t.kind == Kind::Ident && !SPECIFIER_KEYWORDS.contains(&self.text(t)) && !self.is_asm() {
             d.name = Some((self.text(t).to_string(), t.start));
             self.bump();
         } else if self.is_punct("(") && self.paren_is_declarator() {
@@ -1607,7 +1609,13 @@ impl<'a> Parser<'a> {
             t = self.pointer_to(t, off)?;
         }
         let innermost = d.inner.is_none();
+        // Offset of the derivation applied last (for "function returning ...").
+        let mut last: Option<usize> = None;
         for (i, s) in d.suffixes.iter().enumerate().rev() {
+            let prev = last;
+            last = Some(match s {
+                Suffix::Array(_, off) | Suffix::Func(_, off) => *off,
+            });
             t = match s {
                 // C11 6.7.6.3p7: a parameter of array type is adjusted to a
                 // pointer to the element type.
@@ -1616,7 +1624,7 @@ impl<'a> Parser<'a> {
                     self.pointer_to(t, *off)?
                 }
                 Suffix::Array(n, off) => self.array_of(t, *n, *off)?,
-                Suffix::Func(p, off) => self.function_returning(t, p, *off)?,
+                Suffix::Func(p, off) => self.function_returning(t, p, prev.unwrap_or(*off))?,
             };
         }
         if let Some(inner) = &d.inner {
@@ -1693,6 +1701,7 @@ impl<'a> Parser<'a> {
         Ok(DType::Obj(ty, sp.into()))
     }
 
+    /// `off` is where the error for an invalid return type is reported.
     fn function_returning(&self, t: DType, p: &Params, off: usize) -> PResult<DType> {
         match &t {
             DType::Obj(Type::Array(..), _) | DType::Unsized(..) => {
