@@ -231,19 +231,27 @@ fn body_for(sig: &Signature) -> Result<*const u8, Error> {
     if !sig.abi.executable_here() {
         return Err(Error::NotExecutable(sig.abi));
     }
-    // The body depends on the types and the ABI only, not on the name.
-    let mut key = sig.clone();
-    key.name = None;
     static BODIES: OnceLock<Mutex<HashMap<Signature, Code>>> = OnceLock::new();
     let map = BODIES.get_or_init(|| Mutex::new(HashMap::new()));
+    // The body depends on the types and the ABI only, not on the name: the
+    // cache is keyed by the signature without its name.
+    let unnamed;
+    let key = if sig.name.is_none() {
+        sig
+    } else {
+        let mut k = sig.clone();
+        k.name = None;
+        unnamed = k;
+        &unnamed
+    };
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(code) = map.get(&key) {
+    if let Some(code) = map.get(key) {
         return Ok(code.as_ptr());
     }
-    let bytes = emit_body(&key)?;
+    let bytes = emit_body(key)?;
     let code = CodeArena::global().install(&bytes)?;
     let ptr = code.as_ptr();
-    map.insert(key, code);
+    map.insert(key.clone(), code);
     Ok(ptr)
 }
 

@@ -691,6 +691,28 @@ fn win64_complex_double_by_reference() {
     );
 }
 
+#[test]
+fn win64_by_reference_addresses_on_the_stack() {
+    let big = record(vec![ll(), ll(), ll(), ll()]);
+    let c3 = record(vec![sc(Scalar::I8), sc(Scalar::I8), sc(Scalar::I8)]);
+    let s = sig(WIN, big, vec![int(), int(), int(), s_ffi(), c3]);
+    let (c, seen_args) = recorder(&s, big_bytes([-1, -2, -3, -4]));
+    let f: extern "C" fn(*const c_void, *mut [u8; 32]) = caller("w_call_ref5");
+    let mut out = [0u8; 32];
+    f(c.code_ptr(), &mut out);
+    assert_eq!(out.to_vec(), big_bytes([-1, -2, -3, -4]));
+    assert_eq!(
+        seen(&seen_args),
+        vec![
+            b(100i32.to_le_bytes()),
+            b(200i32.to_le_bytes()),
+            b(300i32.to_le_bytes()),
+            ffi_bytes(0.5, 0.25, -1),
+            b"klm".to_vec(),
+        ]
+    );
+}
+
 // ---------------------------------------------------------------- libc
 
 extern "C" {

@@ -183,3 +183,12 @@ void w_call_cd(_Complex double (MS *f)(_Complex double), double *out) {
     out[0] = __real__ r;
     out[1] = __imag__ r;
 }
+
+/* Win64: hidden result pointer in rcx, three ints in edx, r8d, r9d, then two
+ * by-reference structs whose addresses are on the stack at [rsp+32] and
+ * [rsp+40]. */
+void w_call_ref5(s_big (MS *f)(int, int, int, s_ffi, s_c3), s_big *out) {
+    s_ffi a = {0.5f, 0.25f, -1};
+    s_c3 b = {'k', 'l', 'm'};
+    *out = f(100, 200, 300, a, b);
+}
