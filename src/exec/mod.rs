@@ -87,8 +87,8 @@
 //! code — and a process that creates and drops code forever does not grow.
 //! The counters in [`ArenaStats`] show it.
 
-mod sys;
 pub mod stubs;
+mod sys;
 
 use std::io;
 use std::ptr::NonNull;
