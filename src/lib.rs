@@ -11,6 +11,7 @@ pub mod abi;
 pub mod call;
 pub mod capi;
 pub mod cdecl;
+pub mod closure;
 pub mod disasm;
 pub mod error;
 pub mod exec;

@@ -1095,3 +1095,45 @@ fn every_abi_parses_the_same_text() {
     // AAPCS64: quad = 32; Apple: ld = double -> 24.
     assert_eq!(sizes, [(32, 16), (16, 8), (32, 16), (24, 8)]);
 }
+
+#[test]
+fn array_typedef_parameters_decay() {
+    let s = sig("typedef char name_t[16]; typedef double mat[3][3]; void f(name_t, mat m)");
+    assert_eq!(s.args, vec![ptr("char"), ptr("double[3]")]);
+    // As a member it stays an array.
+    let mut d = Declarations::new(Abi::SysV64);
+    d.define("typedef int pair[2]; struct s { char c; pair p; };")
+        .unwrap();
+    let t = d.parse_type("struct s").unwrap();
+    assert_eq!((t.size(), offsets(&t)), (12, vec![0, 4]));
+    assert_eq!(d.parse_type("pair").unwrap().size(), 8);
+}
+
+#[test]
+fn va_list_per_abi() {
+    // SysV: va_list is __va_list_tag[1] (24 bytes), a pointer as a parameter.
+    assert_eq!(ty_for("va_list", Abi::SysV64).size(), 24);
+    assert_eq!(
+        sig_for("int vprintf(const char *, va_list)", Abi::SysV64).args[1],
+        ptr("struct __va_list_tag")
+    );
+    // AAPCS64: a 32-byte struct passed by value.
+    let t = sig_for("int vprintf(const char *, va_list)", Abi::Aapcs64).args[1].clone();
+    assert_eq!(
+        (t.size(), t.align(), offsets(&t)),
+        (32, 8, vec![0, 8, 16, 24, 28])
+    );
+    // Win64 and Apple: char *.
+    assert_eq!(
+        sig_for("int vprintf(const char *, va_list)", Abi::Win64).args[1],
+        ptr("char")
+    );
+    assert_eq!(
+        sig_for(
+            "int vprintf(const char *, __builtin_va_list)",
+            Abi::AppleArm64
+        )
+        .args[1],
+        ptr("char")
+    );
+}

@@ -209,10 +209,13 @@ const SHAPES: &[(&str, &str)] = &[
     ),
 ];
 
+/// `(member path, offset)` pairs.
+type MemberOffsets = Vec<(String, u32)>;
+
 /// `(path, offset)` for every named member, nested members (through
 /// anonymous members as C sees them) and the last element of arrays of
 /// records.
-fn member_paths(ty: &Type, prefix: &str, base: u32, out: &mut Vec<(String, u32)>) {
+fn member_paths(ty: &Type, prefix: &str, base: u32, out: &mut MemberOffsets) {
     let Some(rec) = ty.as_record() else {
         return;
     };
@@ -265,7 +268,8 @@ fn layouts_match_gcc() {
     };
 
     let mut decls = Declarations::new(Abi::SysV64);
-    let mut expected: Vec<(u32, u32, Vec<(String, u32)>)> = Vec::new();
+    // Per shape: jitffi's size, alignment and member offsets.
+    let mut expected: Vec<(u32, u32, MemberOffsets)> = Vec::new();
     let mut defs = String::new();
     let mut body = String::new();
     for (i, (def, name)) in SHAPES.iter().enumerate() {

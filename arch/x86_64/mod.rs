@@ -45,6 +45,8 @@
 // dynasm's expansion of dynamic registers (`Rq(n)`) calls `.into()` on u8.
 #![allow(clippy::useless_conversion)]
 
+pub mod closure;
+
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 

@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         if let Err(e) = plan.validate(&sig) {
-            panic!("invalid plan for `{sig}` on {abi}: {e}\n{}", plan.display(&sig));
+            panic!(
+                "invalid plan for `{sig}` on {abi}: {e}\n{}",
+                plan.display(&sig)
+            );
         }
     }
 });

@@ -413,6 +413,56 @@ fn builtin_typedef(name: &str, abi: Abi) -> Option<Scalar> {
     })
 }
 
+/// `va_list` for an ABI.
+fn va_list_type(abi: Abi) -> Type {
+    let field = |name: &str, ty: Type| FieldDecl {
+        name: Some(name.to_string()),
+        ty,
+        aligned: None,
+    };
+    let record = |tag: &str, fields: Vec<FieldDecl>| {
+        layout_record(
+            RecordKind::Struct,
+            Some(tag.to_string()),
+            fields,
+            false,
+            None,
+        )
+        .map(|r| Type::Record(Arc::new(r)))
+    };
+    let built = match abi {
+        // SysV psABI §3.5.7: `typedef struct __va_list_tag { unsigned int
+        // gp_offset, fp_offset; void *overflow_arg_area, *reg_save_area; }
+        // va_list[1];` (an array, so it decays to a pointer as a parameter).
+        Abi::SysV64 => record(
+            "__va_list_tag",
+            vec![
+                field("gp_offset", Type::Scalar(Scalar::U32)),
+                field("fp_offset", Type::Scalar(Scalar::U32)),
+                field("overflow_arg_area", Type::pointer("void")),
+                field("reg_save_area", Type::pointer("void")),
+            ],
+        )
+        .and_then(|t| Type::array(t, 1)),
+        // AAPCS64 §10.1.5 (Appendix B): `struct __va_list { void *__stack,
+        // *__gr_top, *__vr_top; int __gr_offs, __vr_offs; }`, passed by value.
+        Abi::Aapcs64 => record(
+            "__va_list",
+            vec![
+                field("__stack", Type::pointer("void")),
+                field("__gr_top", Type::pointer("void")),
+                field("__vr_top", Type::pointer("void")),
+                field("__gr_offs", Type::Scalar(Scalar::I32)),
+                field("__vr_offs", Type::Scalar(Scalar::I32)),
+            ],
+        ),
+        // Microsoft x64 and Apple arm64: `char *`.
+        Abi::Win64 | Abi::AppleArm64 => Ok(Type::pointer("char")),
+    };
+    // The layouts above are fixed and small; they cannot fail.
+    built.unwrap_or_else(|_| Type::pointer("char"))
+}
+
 fn layout_error(offset: usize, e: LayoutError, what: &str) -> ParseError {
     ParseError {
         offset,
@@ -535,7 +585,13 @@ impl<'a> Parser<'a> {
         if d.is_some() {
             return d;
         }
-        builtin_typedef(name, self.abi).map(|s| DType::Obj(Type::Scalar(s), name.into()))
+        if let Some(s) = builtin_typedef(name, self.abi) {
+            return Some(DType::Obj(Type::Scalar(s), name.into()));
+        }
+        if matches!(name, "va_list" | "__builtin_va_list" | "__gnuc_va_list") {
+            return Some(DType::Obj(va_list_type(self.abi), name.into()));
+        }
+        None
     }
 
     fn lookup_tag(&self, name: &str) -> Option<&TagDef> {
@@ -1633,9 +1689,23 @@ impl<'a> Parser<'a> {
         if ctx == Ctx::Param && innermost {
             // C11 6.7.6.3p8: a parameter of function type is adjusted to a
             // pointer to the function.
+            let off = d.name.as_ref().map_or(self.off(), |n| n.1);
             if let DType::Func(_) = t {
-                let off = d.name.as_ref().map_or(self.off(), |n| n.1);
                 t = self.pointer_to(t, off)?;
+            }
+            // An array type from a typedef (C11 6.7.6.3p7 again).
+            if let DType::Obj(Type::Array(elem, _), sp) = &t {
+                let elem_sp = match (sp.find('['), &**elem) {
+                    (Some(i), _) if sp.ends_with(']') => {
+                        let j = sp[i..].find(']').map_or(sp.len(), |j| i + j + 1);
+                        format!("{}{}", &sp[..i], &sp[j..])
+                    }
+                    (_, Type::Scalar(Scalar::I8)) if self.dm.char_signed => "char".to_string(),
+                    (_, Type::Scalar(Scalar::U8)) if !self.dm.char_signed => "char".to_string(),
+                    (_, e) => e.c_spelling(),
+                };
+                let elem = DType::Obj((**elem).clone(), elem_sp.into());
+                t = self.pointer_to(elem, off)?;
             }
         }
         Ok(t)

@@ -87,6 +87,7 @@
 //! code — and a process that creates and drops code forever does not grow.
 //! The counters in [`ArenaStats`] show it.
 
+pub mod stubs;
 mod sys;
 
 use std::io;
