@@ -263,3 +263,68 @@ pub unsafe extern "C" fn jitffi_last_error(buf: *mut c_char, cap: usize) -> usiz
         e.len()
     })
 }
+
+/// Opaque `jitffi_closure`: owns the closure, which is freed on drop.
+pub struct JitffiClosure {
+    _closure: crate::closure::Closure,
+}
+
+/// `int jitffi_closure_new(const jitffi_sig *sig, jitffi_handler handler, void *ctx, jitffi_closure **out, void **code)`
+///
+/// # Safety
+/// `sig` must be NULL or live; `out` and `code` NULL or writable; `handler`
+/// must be a function of the `jitffi_handler` type, and `ctx` must be valid
+/// for it for as long as the closure lives.
+#[no_mangle]
+pub unsafe extern "C" fn jitffi_closure_new(
+    sig: *const JitffiSig,
+    handler: Option<crate::closure::RawHandler>,
+    ctx: *mut c_void,
+    out: *mut *mut JitffiClosure,
+    code: *mut *mut c_void,
+) -> c_int {
+    guard("jitffi_closure_new", || {
+        if out.is_null() || code.is_null() {
+            return fail(ERR_INVALID, "jitffi_closure_new: out or code is NULL");
+        }
+        // SAFETY: out and code are non-null and writable per the contract.
+        unsafe {
+            *out = std::ptr::null_mut();
+            *code = std::ptr::null_mut();
+        }
+        // SAFETY: sig is NULL or live.
+        let Some(sig) = (unsafe { sig.as_ref() }) else {
+            return fail(ERR_INVALID, "jitffi_closure_new: sig is NULL");
+        };
+        let Some(handler) = handler else {
+            return fail(ERR_INVALID, "jitffi_closure_new: handler is NULL");
+        };
+        // SAFETY: the caller keeps ctx valid for the handler while the
+        // closure lives (the contract above).
+        match unsafe { crate::closure::Closure::new_raw(&sig.0, handler, ctx) } {
+            Ok(c) => {
+                let p = c.code_ptr() as *mut c_void;
+                // SAFETY: out and code are non-null and writable.
+                unsafe {
+                    *out = Box::into_raw(Box::new(JitffiClosure { _closure: c }));
+                    *code = p;
+                }
+                OK
+            }
+            Err(e) => fail(error_code(&e), e.to_string()),
+        }
+    })
+}
+
+/// `void jitffi_closure_free(jitffi_closure *closure)`
+///
+/// # Safety
+/// `closure` must be NULL or a pointer from `jitffi_closure_new` not yet
+/// freed; after this, calling its code pointer runs the freed-closure trap.
+#[no_mangle]
+pub unsafe extern "C" fn jitffi_closure_free(closure: *mut JitffiClosure) {
+    if !closure.is_null() {
+        // SAFETY: closure came from Box::into_raw in jitffi_closure_new.
+        drop(unsafe { Box::from_raw(closure) });
+    }
+}

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int passed, failed;
@@ -47,6 +48,28 @@ static jitffi_sig *parse(const char *decl, jitffi_abi abi) {
         failed++;
     }
     return sig;
+}
+
+/* Closure handlers: args[i] points at argument i; ret receives the result. */
+static void cmp_handler(void *ctx, void *const *args, void *ret) {
+    int *calls = ctx;
+    int a = **(const int *const *)args[0], b = **(const int *const *)args[1];
+    ++*calls;
+    *(int *)ret = (a > b) - (a < b);
+}
+static void scale_handler(void *ctx, void *const *args, void *ret) {
+    int k = *(int *)ctx;
+    const mixed *m = args[0];
+    int extra = *(const int *)args[1];
+    mixed r = { m->a * k, m->b * k, m->c * k + extra };
+    memcpy(ret, &r, sizeof r);
+}
+static big big_handler_result;
+static void big_handler(void *ctx, void *const *args, void *ret) {
+    (void)ctx;
+    int x = *(const int *)args[0];
+    big r = { x, x + 1, x + 2 };
+    memcpy(ret, &r, sizeof r);
 }
 
 int main(void) {
@@ -150,9 +173,45 @@ int main(void) {
     jitffi_call_free(call);
     jitffi_sig_free(sig);
 
-    /* Errors: a message with the offset, codes, NULL checks. */
     char buf[128];
     CHECK(jitffi_last_error(NULL, 0) == 0, "no error should be pending yet: %zu", jitffi_last_error(buf, sizeof buf));
+
+    /* Closures: qsort with a comparator closure; struct in/out; sret. */
+    sig = parse("int cmp(const void *, const void *)", JITFFI_ABI_DEFAULT);
+    int ncalls = 0;
+    jitffi_closure *clo = NULL;
+    void *code = NULL;
+    CHECK(jitffi_closure_new(sig, cmp_handler, &ncalls, &clo, &code) == 0 && code, "closure_new");
+    int arr[] = { 5, -3, 9, 0, 2, 2, -7 };
+    qsort(arr, 7, sizeof arr[0], (int (*)(const void *, const void *))code);
+    CHECK(arr[0] == -7 && arr[1] == -3 && arr[2] == 0 && arr[3] == 2 && arr[4] == 2 &&
+              arr[5] == 5 && arr[6] == 9 && ncalls > 0,
+          "qsort via closure");
+    jitffi_closure_free(clo);
+    jitffi_sig_free(sig);
+
+    sig = parse("typedef struct { float a, b; int c; } mixed; mixed f(mixed, int)", JITFFI_ABI_DEFAULT);
+    int factor = 2;
+    CHECK(jitffi_closure_new(sig, scale_handler, &factor, &clo, &code) == 0, "closure mixed");
+    mixed (*fm)(mixed, int) = (mixed (*)(mixed, int))code;
+    mixed got = fm((mixed){ 1.25f, -4.0f, 10 }, 5);
+    CHECK(got.a == 2.5f && got.b == -8.0f && got.c == 25, "closure mixed: %g %g %d", got.a, got.b,
+          got.c);
+    jitffi_closure_free(clo);
+    jitffi_sig_free(sig);
+
+    sig = parse("struct big { long long a, b, c; }; struct big f(int)", JITFFI_ABI_DEFAULT);
+    CHECK(jitffi_closure_new(sig, big_handler, NULL, &clo, &code) == 0, "closure sret");
+    big_handler_result = ((big (*)(int))code)(40);
+    CHECK(big_handler_result.a == 40 && big_handler_result.b == 41 && big_handler_result.c == 42,
+          "closure sret values");
+    jitffi_closure_free(clo);
+    CHECK(jitffi_closure_new(sig, NULL, NULL, &clo, &code) == JITFFI_ERR_INVALID, "NULL handler");
+    CHECK(jitffi_closure_new(sig, big_handler, NULL, NULL, &code) == JITFFI_ERR_INVALID, "NULL out");
+    jitffi_sig_free(sig);
+    jitffi_closure_free(NULL);
+
+    /* Errors: a message with the offset, codes, NULL checks. */
     sig = (jitffi_sig *)1;
     int rc = jitffi_sig_parse("strct s f(void)", 15, JITFFI_ABI_DEFAULT, &sig);
     CHECK(rc == JITFFI_ERR_PARSE && sig == NULL, "parse error code %d", rc);
