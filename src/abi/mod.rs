@@ -153,7 +153,7 @@ impl fmt::Display for Unsupported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.arg {
             Some(i) => write!(f, "unsupported argument {}: {}", i + 1, self.reason),
-            None => write!(f, "unsupported return type: {}", self.reason),
+            None => write!(f, "unsupported signature: {}", self.reason),
         }
     }
 }
@@ -175,6 +175,11 @@ impl Unsupported {
     }
 }
 
+/// The largest outgoing-argument area plus by-reference copies a call may
+/// need (1 MiB): a larger one would overflow a thread's stack (often 2 MiB
+/// for spawned threads) instead of failing cleanly.
+pub const MAX_CALL_FRAME: u64 = 1 << 20;
+
 /// Plans a call for the signature's ABI.
 pub fn plan(sig: &Signature) -> Result<CallPlan, Unsupported> {
     let plan = match sig.abi {
@@ -184,6 +189,15 @@ pub fn plan(sig: &Signature) -> Result<CallPlan, Unsupported> {
         Abi::AppleArm64 => aapcs64::plan(sig, aapcs64::Flavor::Apple),
     }?;
     debug_assert_eq!(plan.validate(sig), Ok(()), "{}", plan.display(sig));
+    let frame = plan.stack_size as u64 + plan.copy_area_size as u64;
+    if frame > MAX_CALL_FRAME {
+        return Err(Unsupported {
+            arg: None,
+            reason: format!(
+                "the call needs {frame} bytes of stack for its arguments; the limit is {MAX_CALL_FRAME}"
+            ),
+        });
+    }
     Ok(plan)
 }
 
@@ -285,7 +299,7 @@ impl CallPlan {
         };
         let check_parts = |parts: &[Part], ty: &Type, who: &str| -> Result<(), PlanError> {
             let size = ty.size();
-            let mut covered = vec![false; size as usize];
+            let mut spans: Vec<(u32, u32)> = Vec::with_capacity(parts.len());
             for p in parts {
                 if p.size == 0 || p.offset + p.size > size {
                     return Err(PlanError(format!(
@@ -297,12 +311,19 @@ impl CallPlan {
                 if matches!(p.loc, Loc::Reg(_)) && p.size > 16 {
                     return Err(PlanError(format!("{who}: {}-byte register piece", p.size)));
                 }
-                for c in &mut covered[p.offset as usize..(p.offset + p.size) as usize] {
-                    *c = true;
-                }
+                spans.push((p.offset, p.offset + p.size));
             }
-            if let Some(i) = covered.iter().position(|c| !c) {
-                return Err(PlanError(format!("{who}: byte {i} is not passed")));
+            // Coverage by sorted intervals (values can be up to 1 GiB).
+            spans.sort_unstable();
+            let mut reached = 0u32;
+            for (start, end) in spans {
+                if start > reached {
+                    break;
+                }
+                reached = reached.max(end);
+            }
+            if reached < size {
+                return Err(PlanError(format!("{who}: byte {reached} is not passed")));
             }
             Ok(())
         };

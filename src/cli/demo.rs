@@ -38,7 +38,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("jitffi demo: C declarations compiled once into {abi} machine code, then called.");
 
     heading("1. Calling libc and libm through compiled trampolines");
-    show_call("libc.so.6", "size_t strlen(const char *s)", &["\"hello, jitffi\""], abi)?;
+    show_call(
+        "libc.so.6",
+        "size_t strlen(const char *s)",
+        &["\"hello, jitffi\""],
+        abi,
+    )?;
     show_call("libm.so.6", "double cos(double x)", &["1.0"], abi)?;
     show_call(
         "libc.so.6",
@@ -102,8 +107,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     let qsort = libc.symbol("qsort").map_err(|e| e.to_string())?;
-    type QsortFn =
-        unsafe extern "C" fn(*mut c_void, usize, usize, unsafe extern "C" fn(*const c_void, *const c_void) -> i32);
+    type QsortFn = unsafe extern "C" fn(
+        *mut c_void,
+        usize,
+        usize,
+        unsafe extern "C" fn(*const c_void, *const c_void) -> i32,
+    );
     let mut data = [42, -7, 19, 0, 3, 3, -100, 64];
     println!("  before: {data:?}");
     // SAFETY: qsort has this C type; the closure's code pointer is a C
@@ -121,7 +130,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     heading("3. What one call compiles to");
     let ldiv = "typedef struct { long quot, rem; } ldiv_t; ldiv_t ldiv(long num, long den)";
     let sig = jitffi::cdecl::parse_signature(ldiv, abi).map_err(|e| e.to_string())?;
-    let (plan, code) = jitffi::call::emit(&sig, ArgMode::Pointers, None).map_err(|e| e.to_string())?;
+    let (plan, code) =
+        jitffi::call::emit(&sig, ArgMode::Pointers, None).map_err(|e| e.to_string())?;
     print!("{}", plan.display(&sig));
     println!("  code ({} bytes):", code.len());
     for line in jitffi::disasm::disassemble(abi.isa(), &code, 0).lines() {
