@@ -155,6 +155,7 @@ impl Trampoline {
         let (plan, bytes) = emit(sig, mode, target)?;
         let (offsets, frame_size) = sig.frame_layout();
         let code = CodeArena::global().install(&bytes)?;
+        crate::perfmap::record(crate::perfmap::Kind::Call, sig, code.as_ptr(), code.len());
         // SAFETY: `code` holds the instructions just emitted for exactly this
         // entry type (three pointer parameters in the host C convention, no
         // result), installed executable; it lives as long as the Compiled

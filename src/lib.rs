@@ -16,6 +16,7 @@ pub mod disasm;
 pub mod error;
 pub mod exec;
 pub mod library;
+pub mod perfmap;
 pub mod types;
 pub mod value;
 
