@@ -23,5 +23,10 @@ pub mod value;
 #[path = "../arch/mod.rs"]
 pub mod arch;
 
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(all(doctest, target_arch = "x86_64", target_os = "linux"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use error::Error;
 pub use types::{Abi, Signature, Type};
