@@ -11,10 +11,10 @@
 
 use std::fmt;
 
-/// x86-64: one emitter for both SysV and Win64 plans.
-pub mod x86_64;
 /// AArch64: one emitter for both AAPCS64 and Apple arm64 plans.
 pub mod aarch64;
+/// x86-64: one emitter for both SysV and Win64 plans.
+pub mod x86_64;
 
 /// Where the trampoline finds argument `i`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

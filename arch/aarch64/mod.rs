@@ -559,10 +559,7 @@ impl Emitter<'_> {
             }
             Reg::Fpr(v) if v < 8 && p.class != PartClass::X87 => {
                 if p.ext != Ext::None {
-                    return err(format!(
-                        "argument {}: extension in a SIMD register",
-                        i + 1
-                    ));
+                    return err(format!("argument {}: extension in a SIMD register", i + 1));
                 }
                 // AAPCS64 C.1/C.2: a float, or one HFA member per register
                 // (s for float, d for double, q for quad).
@@ -660,7 +657,14 @@ impl Emitter<'_> {
     /// Copies `size` bytes from `[sbase + so]` to `[dbase + dof]`, reading
     /// and writing exactly those bytes (x10 scratch; large copies loop with
     /// x13–x15).
-    fn copy(&mut self, sbase: u8, so: u64, dbase: u8, dof: u64, size: u32) -> Result<(), EmitError> {
+    fn copy(
+        &mut self,
+        sbase: u8,
+        so: u64,
+        dbase: u8,
+        dof: u64,
+        size: u32,
+    ) -> Result<(), EmitError> {
         let (mut sbase, mut so, mut dbase, mut dof, mut size) = (sbase, so, dbase, dof, size);
         if size > UNROLL_LIMIT {
             let words = size / 8;
@@ -708,8 +712,14 @@ impl Emitter<'_> {
                         return err(format!("result: {}-byte piece in a GPR", p.size));
                     }
                     // The buffer is the result's size rounded up to 8, so a
-                    // whole-register store at an 8-aligned offset fits.
-                    if p.size == 8 || (d % 8 == 0 && d + 8 <= buf) {
+                    // whole-register store at an 8-aligned offset fits, as
+                    // long as no other piece lives in those 8 bytes.
+                    let alone = parts.iter().all(|q| {
+                        std::ptr::eq(q, p)
+                            || q.offset as u64 >= d + 8
+                            || q.offset + q.size <= p.offset
+                    });
+                    if p.size == 8 || (d % 8 == 0 && d + 8 <= buf && alone) {
                         self.mem(Op::StrX, n, RET, d)?;
                     } else {
                         self.store_gpr(n, d, p.size)?;
