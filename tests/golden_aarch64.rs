@@ -444,7 +444,10 @@ fn int128_pair() {
     );
     let p = plan(
         Abi::Aapcs64,
-        vec![one(x(0, 4, 0)), ArgPlan::Direct(vec![x(0, 8, 2), x(8, 8, 3)])],
+        vec![
+            one(x(0, 4, 0)),
+            ArgPlan::Direct(vec![x(0, 8, 2), x(8, 8, 3)]),
+        ],
         RetPlan::Direct(vec![x(0, 8, 0), x(8, 8, 1)]),
     );
     let want = format!(
