@@ -894,6 +894,20 @@ fn refuses_what_it_cannot_encode() {
     let mut p = plan(Abi::AppleArm64, vec![one(pc)], RetPlan::Void);
     p.stack_size = 16;
     assert!(emit_forward(&sig_c, &p, ArgSource::Pointers, Target::Unbound).is_err());
+    // A frame beyond what two 12-bit `add`/`sub` immediates reach (16 MiB).
+    let s16 = record(vec![ll.clone(), ll.clone(), ll.clone()]);
+    let sig_big = Signature::new(Abi::Aapcs64, Type::Void, vec![s16]);
+    let mut p = plan(
+        Abi::Aapcs64,
+        vec![ArgPlan::ByRef {
+            ptr: Loc::Reg(Reg::Gpr(0)),
+            copy_offset: 0,
+        }],
+        RetPlan::Void,
+    );
+    p.copy_area_size = 1 << 24;
+    let e = emit_forward(&sig_big, &p, ArgSource::Pointers, Target::Unbound).expect_err("big");
+    assert!(e.0.contains("too large"), "{e}");
 }
 
 /// Every signature of the DESIGN tricky-case list that AAPCS64 and Apple
