@@ -117,7 +117,7 @@ pub fn emit(
     };
     let bytes = match sig.abi.isa() {
         Isa::X86_64 => crate::arch::x86_64::emit_forward(sig, &plan, source, bind)?,
-        Isa::Aarch64 => return Err(Error::Emit("no AArch64 emitter yet".into())),
+        Isa::Aarch64 => crate::arch::aarch64::emit_forward(sig, &plan, source, bind)?,
     };
     Ok((plan, bytes))
 }
