@@ -21,180 +21,10 @@
 
 mod common;
 
-use std::ffi::{c_char, c_int, c_void, CStr};
-
-use common::{aligned, bytes_of, bytes_of_mut, Lib};
-use jitffi::call::{ArgMode, Trampoline};
+use common::{bytes_of_mut, cases, decls, masked, reference, significant, via_jitffi, Case, Lib};
+use jitffi::call::ArgMode;
 use jitffi::cdecl::Declarations;
-use jitffi::types::Scalar;
-use jitffi::{Abi, Signature, Type};
-
-/// The struct and union definitions the declarations use.
-const TYPES: &str = include_str!("c/callees_types.h");
-
-#[repr(C)]
-struct RawCase {
-    name: *const c_char,
-    func: *const c_char,
-    decl: *const c_char,
-    has_ms: c_int,
-}
-
-#[derive(Clone, Debug)]
-struct Case {
-    name: String,
-    func: String,
-    decl: String,
-    has_ms: bool,
-}
-
-fn cstr(p: *const c_char) -> String {
-    // SAFETY: the table's strings are NUL-terminated literals in the library.
-    unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned()
-}
-
-/// The case table of a built callee library.
-fn cases(lib: &Lib) -> Vec<Case> {
-    let mut p = lib.sym("callee_cases").cast::<RawCase>();
-    let mut out = Vec::new();
-    // SAFETY: callee_cases is an array of RawCase (same layout as the C
-    // struct) ending with an all-null entry.
-    unsafe {
-        while !(*p).name.is_null() {
-            out.push(Case {
-                name: cstr((*p).name),
-                func: cstr((*p).func),
-                decl: cstr((*p).decl),
-                has_ms: (*p).has_ms != 0,
-            });
-            p = p.add(1);
-        }
-    }
-    out
-}
-
-fn decls(abi: Abi) -> Declarations {
-    let mut d = Declarations::new(abi);
-    d.define(TYPES)
-        .unwrap_or_else(|e| panic!("callees_types.h under {abi}: {e}"));
-    d
-}
-
-/// Which bytes of a value of type `t` are significant: every scalar leaf
-/// (an x87 long double has 10), none of the padding.
-fn significant(t: &Type) -> Vec<bool> {
-    let mut mask = vec![false; t.size() as usize];
-    t.for_each_scalar(0, &mut |off, s| {
-        let n = if s == Scalar::F80 { 10 } else { s.size() };
-        for m in &mut mask[off as usize..(off + n) as usize] {
-            *m = true;
-        }
-    });
-    mask
-}
-
-fn masked(bytes: &[u8], mask: &[bool]) -> Vec<Option<u8>> {
-    mask.iter()
-        .zip(bytes)
-        .map(|(&m, &b)| m.then_some(b))
-        .collect()
-}
-
-type RefFn = unsafe extern "C" fn(*mut c_void, *mut *mut c_void);
-
-/// Resets the library's sink, runs `f`, and returns what callees recorded.
-fn with_sink(lib: &Lib, f: impl FnOnce()) -> Vec<u8> {
-    // SAFETY: these are the C functions `void sink_reset(void)`,
-    // `size_t sink_len(void)` and `const unsigned char *sink_data(void)`.
-    unsafe {
-        let reset: unsafe extern "C" fn() = std::mem::transmute(lib.sym("sink_reset"));
-        let len: unsafe extern "C" fn() -> usize = std::mem::transmute(lib.sym("sink_len"));
-        let data: unsafe extern "C" fn() -> *const u8 = std::mem::transmute(lib.sym("sink_data"));
-        reset();
-        f();
-        let n = len();
-        assert!(n <= 1024, "sink overflow ({n} bytes)");
-        std::slice::from_raw_parts(data(), n).to_vec()
-    }
-}
-
-/// One reference call: the result bytes, the argument bytes, the sink.
-struct Reference {
-    ret: Vec<u8>,
-    args: Vec<Vec<u128>>,
-    sink: Vec<u8>,
-}
-
-fn reference(lib: &Lib, sig: &Signature, ref_sym: &str) -> Reference {
-    let f: RefFn = {
-        let p = lib.sym(ref_sym);
-        // SAFETY: every ref_* symbol is `void ref_x(void *ret, void **argv)`.
-        unsafe { std::mem::transmute::<*const c_void, RefFn>(p) }
-    };
-    let mut args: Vec<Vec<u128>> = sig.args.iter().map(|t| aligned(t.size() as usize)).collect();
-    let mut ptrs: Vec<*mut c_void> = args.iter_mut().map(|b| b.as_mut_ptr().cast()).collect();
-    let mut ret = aligned(sig.ret.size() as usize + 16);
-    let sink = with_sink(lib, || {
-        // SAFETY: ret holds the result type; argv[i] holds at least
-        // sizeof(argument i) bytes (the C side writes exactly that).
-        unsafe { f(ret.as_mut_ptr().cast(), ptrs.as_mut_ptr()) }
-    });
-    Reference {
-        ret: bytes_of(&ret)[..sig.ret.size() as usize].to_vec(),
-        args,
-        sink,
-    }
-}
-
-/// Calls `target` through one trampoline variant with the argument bytes
-/// `args`; returns the result bytes and the sink.
-fn via_jitffi(
-    lib: &Lib,
-    sig: &Signature,
-    target: *const c_void,
-    mode: ArgMode,
-    bound: bool,
-    args: &[Vec<u128>],
-) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let t = Trampoline::compile(sig, mode, bound.then_some(target)).map_err(|e| e.to_string())?;
-    let mut ret = aligned(t.ret_buffer_size());
-    let ret_ptr: *mut c_void = if t.ret_buffer_size() == 0 {
-        std::ptr::null_mut()
-    } else {
-        ret.as_mut_ptr().cast()
-    };
-    let callee = if bound { std::ptr::null() } else { target };
-    let mut err = None;
-    let sink = match mode {
-        ArgMode::Pointers => {
-            let ptrs: Vec<*const c_void> = args.iter().map(|b| b.as_ptr().cast()).collect();
-            with_sink(lib, || {
-                // SAFETY: the signature is the callee's declaration (from
-                // the same C source); each pointer points at a value of
-                // its argument's type; ret holds ret_buffer_size() bytes.
-                if let Err(e) = unsafe { t.call(callee, &ptrs, ret_ptr) } {
-                    err = Some(e.to_string());
-                }
-            })
-        }
-        ArgMode::Frame => {
-            let mut frame = aligned(t.frame_size());
-            let fb = bytes_of_mut(&mut frame);
-            for ((a, &off), ty) in args.iter().zip(t.frame_offsets()).zip(&sig.args) {
-                let n = ty.size() as usize;
-                fb[off as usize..off as usize + n].copy_from_slice(&bytes_of(a)[..n]);
-            }
-            with_sink(lib, || {
-                // SAFETY: as above, with a frame laid out by frame_offsets().
-                unsafe { t.call_raw(callee, frame.as_ptr().cast(), ret_ptr) }
-            })
-        }
-    };
-    if let Some(e) = err {
-        return Err(e);
-    }
-    Ok((bytes_of(&ret)[..sig.ret.size() as usize].to_vec(), sink))
-}
+use jitffi::Abi;
 
 /// Cases known to fail because of a bug in jitffi (case name, ABI); they are
 /// left out of `all_cases` and run by the ignored `known_bugs` test.
@@ -277,9 +107,17 @@ fn all_cases() {
 #[test]
 #[ignore = "known jitffi bugs, listed in KNOWN_BUGS"]
 fn known_bugs() {
+    if KNOWN_BUGS.is_empty() {
+        return;
+    }
     let (runs, bad) = run(|c, abi| KNOWN_BUGS.iter().any(|&(n, a)| n == c.name && a == abi));
     assert!(runs > 0);
-    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 /// The table covers what the suite promises: at least 60 callee functions,
@@ -299,15 +137,35 @@ fn table_coverage() {
     }
     for n in 1..=64 {
         for f in [format!("ret_s{n}"), format!("arg_s{n}")] {
-            let c = all.iter().find(|c| c.name == f).unwrap_or_else(|| panic!("{f}"));
+            let c = all
+                .iter()
+                .find(|c| c.name == f)
+                .unwrap_or_else(|| panic!("{f}"));
             assert!(c.has_ms, "{f} has no ms_abi twin");
         }
     }
     for t in [
-        "char", "signed char", "unsigned char", "short", "unsigned short", "int", "unsigned",
-        "long", "unsigned long", "long long", "_Bool", "float", "double", "long double",
-        "__int128", "unsigned __int128", "size_t", "_Complex float", "_Complex double",
-        "_Complex long double", "...",
+        "char",
+        "signed char",
+        "unsigned char",
+        "short",
+        "unsigned short",
+        "int",
+        "unsigned",
+        "long",
+        "unsigned long",
+        "long long",
+        "_Bool",
+        "float",
+        "double",
+        "long double",
+        "__int128",
+        "unsigned __int128",
+        "size_t",
+        "_Complex float",
+        "_Complex double",
+        "_Complex long double",
+        "...",
     ] {
         assert!(
             all.iter().any(|c| c.decl.contains(t)),
@@ -368,7 +226,10 @@ fn harness_detects_wrong_arguments() {
     let (ret, _) = via_jitffi(lib, &sig, lib.sym("tc23"), ArgMode::Frame, true, &args).unwrap();
     // Same values, but int/double registers are separate classes in SysV: the
     // swapped declaration still delivers them right. So this must MATCH.
-    assert_eq!(ret, r.ret, "SysV: int and double go to separate register files");
+    assert_eq!(
+        ret, r.ret,
+        "SysV: int and double go to separate register files"
+    );
     let wsig = decls(Abi::Win64)
         .parse_signature("double tc23(double b, int a, int c, double d, int e, double f)")
         .unwrap();

@@ -102,6 +102,21 @@ CASE(BOTH, long long, narrow_stack,
       A(12, float, -6.5f)),
      { REC(c); REC(s); REC(sc); REC(uc); REC(us); REC(b); REC(f);
        return a0 + a5 + (long long)c * 1000 + (long long)s * 7 + sc * 11 + uc * 13 + us * 17 + b * 19 + (long long)f; })
+CASE(BOTH, long long, five, (int a, double b, long long c, float d, short e),
+     (A(0, int, -0x1111), A(1, double, 2.5), A(2, long long, 0x3333333333LL), A(3, float, 4.5f), A(4, short, -0x5555)),
+     { REC(a); REC(b); REC(c); REC(d); REC(e); return a + (long long)(b * 100) + c * 3 + (long long)(d * 10) + e * 7; })
+CASE(BOTH, long long, ll7,
+     (long long a0, long long a1, long long a2, long long a3, long long a4, long long a5, long long a6),
+     (A(0, long long, 0x1111), A(1, long long, 0x2222), A(2, long long, 0x3333), A(3, long long, 0x4444),
+      A(4, long long, 0x5555), A(5, long long, 0x6666), A(6, long long, -0x7777)),
+     { REC(a0); REC(a1); REC(a2); REC(a3); REC(a4); REC(a5); REC(a6); return a0 + a6 * 5 + a3; })
+CASE(BOTH, long long, ll9,
+     (long long a0, long long a1, long long a2, long long a3, long long a4, long long a5, long long a6,
+      long long a7, long long a8),
+     (A(0, long long, 0x1111), A(1, long long, 0x2222), A(2, long long, 0x3333), A(3, long long, 0x4444),
+      A(4, long long, 0x5555), A(5, long long, 0x6666), A(6, long long, 0x7777), A(7, long long, 0x8888),
+      A(8, long long, -0x9999)),
+     { REC(a0); REC(a1); REC(a2); REC(a3); REC(a4); REC(a5); REC(a6); REC(a7); REC(a8); return a0 + a8 * 5 + a7 * 3; })
 VCASE(BOTH, void_many,
       (double d0, double d1, double d2, double d3, double d4, double d5, double d6, double d7, double d8,
        int i0, int i1, int i2, int i3, int i4),
