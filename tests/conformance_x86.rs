@@ -659,3 +659,124 @@ fn checkers_detect_violations() {
     assert_eq!(m, 1, "a broken rbx not seen: {}", describe_mask(m));
     let _ = bytes_of(&aligned(1));
 }
+
+/// The six SysV argument registers and stack slots 6 and 7, as the last
+/// `jitffi_conf_regs` call received them.
+static REGS_SEEN: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+std::arch::global_asm!(
+    ".globl jitffi_conf_regs",
+    "jitffi_conf_regs:",
+    "    mov qword ptr [rip + {r}], rdi",
+    "    mov qword ptr [rip + {r} + 8], rsi",
+    "    mov qword ptr [rip + {r} + 16], rdx",
+    "    mov qword ptr [rip + {r} + 24], rcx",
+    "    mov qword ptr [rip + {r} + 32], r8",
+    "    mov qword ptr [rip + {r} + 40], r9",
+    "    mov r11, qword ptr [rsp + 56]",
+    "    mov qword ptr [rip + {r} + 48], r11",
+    "    mov r11, qword ptr [rsp + 64]",
+    "    mov qword ptr [rip + {r} + 56], r11",
+    "    xor eax, eax",
+    "    ret",
+    r = sym REGS_SEEN,
+);
+
+extern "C" {
+    fn jitffi_conf_regs();
+}
+
+/// Narrow integer arguments in full registers. psABI §3.2.3 (the _Bool
+/// footnote): "bit 0 contains the truth value and bits 1 to 7 shall be
+/// zero" — required. Beyond that the psABI leaves the upper bits
+/// unspecified, but gcc and clang callers sign- or zero-extend char and
+/// short arguments to 32 bits and clang-compiled callees rely on it, so the
+/// test requires that too (jitffi does it, in registers and in stack
+/// slots), and prints the full register contents.
+#[test]
+fn sysv_narrow_argument_registers() {
+    let _g = lock();
+    let lib = common::callees(0);
+    let sig = decls(Abi::SysV64)
+        .parse_signature(
+            "int f(signed char a, unsigned short b, _Bool c, char d, unsigned char e, short f, \
+             long long g, long long h, long long i, long long j, long long k, long long l, \
+             signed char m, _Bool n)",
+        )
+        .unwrap();
+    let vals: [i64; 14] = [-3, 0xFFF0, 1, -7, 0xF3, -0x1234, 0, 0, 0, 0, 0, 0, -0x55, 1];
+    let args: Vec<Vec<u128>> = sig
+        .args
+        .iter()
+        .zip(vals)
+        .map(|(t, v)| {
+            let mut b = aligned(16);
+            let n = t.size() as usize;
+            common::bytes_of_mut(&mut b)[..n].copy_from_slice(&v.to_le_bytes()[..n]);
+            b
+        })
+        .collect();
+    // (index into REGS_SEEN, argument index, 32-bit extension of the value)
+    let checks: [(usize, usize, u32); 8] = [
+        (0, 0, -3i32 as u32),
+        (1, 1, 0xFFF0),
+        (2, 2, 1),
+        (3, 3, -7i32 as u32),
+        (4, 4, 0xF3),
+        (5, 5, -0x1234i32 as u32),
+        (6, 12, -0x55i32 as u32),
+        (7, 13, 1),
+    ];
+    let mut bad = Vec::new();
+    for (mode, bound) in VARIANTS {
+        for r in &REGS_SEEN {
+            r.store(0, Ordering::SeqCst);
+        }
+        let what = variant_name(mode, bound);
+        via_jitffi_with(
+            lib,
+            &sig,
+            jitffi_conf_regs as *const c_void,
+            mode,
+            bound,
+            &args,
+            None,
+        )
+        .unwrap();
+        let mut line = format!("{what}:");
+        for (slot, arg, ext32) in checks {
+            let full = REGS_SEEN[slot].load(Ordering::SeqCst);
+            line += &format!(
+                " {}={full:#x}",
+                ["rdi", "rsi", "rdx", "rcx", "r8", "r9", "[rsp+56]", "[rsp+64]"][slot]
+            );
+            let n = sig.args[arg].size() * 8;
+            let low = full & ((1u64 << n) - 1);
+            if low != (ext32 as u64) & ((1u64 << n) - 1) {
+                bad.push(format!("{what}: argument {arg}: low {n} bits {low:#x}"));
+            }
+            if matches!(
+                sig.args[arg],
+                jitffi::Type::Scalar(jitffi::types::Scalar::Bool)
+            ) && full & 0xFE != 0
+            {
+                bad.push(format!(
+                    "{what}: _Bool argument {arg}: bits 1-7 set ({full:#x}), psABI §3.2.3"
+                ));
+            }
+            if full as u32 != ext32 {
+                bad.push(format!(
+                    "{what}: argument {arg} ({}) not extended to 32 bits: {full:#x}",
+                    sig.args[arg].c_spelling()
+                ));
+            }
+        }
+        eprintln!("{line}");
+    }
+    assert!(
+        bad.is_empty(),
+        "{} failures:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
