@@ -244,3 +244,46 @@ fn harness_detects_wrong_arguments() {
     // and 2.5 in rdx, which the callee reads from rcx and xmm1.
     assert_ne!(ret, r.ret, "Win64: positional slots must tell the swap");
 }
+
+/// The x87 status word's TOP field (bits 11–13): 0 when the register stack
+/// is empty, as the SysV psABI §3.2.1 requires at every call boundary
+/// (apart from st0 holding a long double result until the caller pops it).
+fn x87_top() -> u16 {
+    let sw: u16;
+    // SAFETY: fnstsw only reads the FPU status word into ax.
+    unsafe { std::arch::asm!("fnstsw ax", out("ax") sw, options(nomem, nostack, preserves_flags)) };
+    (sw >> 11) & 7
+}
+
+/// A trampoline for an x87 result must pop st0 into `ret`: called more
+/// times than the x87 stack has registers, every result stays right and
+/// the stack is empty after each call.
+#[test]
+fn x87_stack_balanced() {
+    let lib = common::callees(2);
+    let all = cases(lib);
+    let d = decls(Abi::SysV64);
+    for name in ["ret_ld", "tc27", "cplx_ld", "ld_in"] {
+        let case = all.iter().find(|c| c.name == name).unwrap();
+        let sig = d.parse_signature(&case.decl).unwrap();
+        let target = lib.sym(&case.func);
+        let r = reference(lib, &sig, &format!("ref_{name}"));
+        let mask = significant(&sig.ret);
+        assert_eq!(x87_top(), 0, "x87 stack not empty before {name}");
+        for i in 0..12 {
+            for (mode, bound) in [(ArgMode::Pointers, false), (ArgMode::Frame, true)] {
+                let (ret, _) = via_jitffi(lib, &sig, target, mode, bound, &r.args).unwrap();
+                assert_eq!(
+                    masked(&ret, &mask),
+                    masked(&r.ret, &mask),
+                    "{name} call {i}"
+                );
+                assert_eq!(
+                    x87_top(),
+                    0,
+                    "{name} call {i}: x87 stack not empty after the call"
+                );
+            }
+        }
+    }
+}

@@ -13,8 +13,9 @@
    compares the result bytes, and the sink (what the callee recorded of the
    arguments it received), with the reference call's.
 
-   The cases themselves are in callees_cases.h and callees_sizes.h (X-macro
-   lines, included three times below); their types in callees_types.h. The
+   The cases themselves are in callees_cases.h (written by hand),
+   callees_sizes.h and callees_floats.h (generated once by a script, kept
+   as text): X-macro lines, included three times below; their types in callees_types.h. The
    table callee_cases[] tells the Rust side each case's name, function
    symbol, C declaration, and whether it has an ms_abi twin.
 
@@ -90,6 +91,7 @@ static unsigned long long hashb(const void *p, size_t n) {
 #define CALL(...)
 #include "callees_cases.h"
 #include "callees_sizes.h"
+#include "callees_floats.h"
 #undef CASE
 #undef VCASE
 #undef CALL
@@ -206,6 +208,7 @@ MS double tc26_ms(int n, ...)
     REF(ret, tag, fn, args) TWIN_##abis(REF(ret, tag##_ms, fn##_ms, args))
 #include "callees_cases.h"
 #include "callees_sizes.h"
+#include "callees_floats.h"
 #undef CASE
 #undef VCASE
 #undef CALL
@@ -227,6 +230,7 @@ struct callee_case {
 const struct callee_case callee_cases[] = {
 #include "callees_cases.h"
 #include "callees_sizes.h"
+#include "callees_floats.h"
     {0, 0, 0, 0},
 };
 #undef CASE

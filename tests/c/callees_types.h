@@ -88,3 +88,25 @@ struct s61 { unsigned char b[61]; };
 struct s62 { unsigned char b[62]; };
 struct s63 { unsigned char b[63]; };
 struct s64 { unsigned char b[64]; };
+
+/* Float, double and mixed structs (SSE and mixed eightbytes). */
+struct sf1 { float f[1]; };
+struct sf2 { float f[2]; };
+struct sf3 { float f[3]; };
+struct sf4 { float f[4]; };
+struct sf5 { float f[5]; };
+struct sf6 { float f[6]; };
+struct sf7 { float f[7]; };
+struct sf8 { float f[8]; };
+struct sd1 { double d[1]; };
+struct sd2 { double d[2]; };
+struct sd3 { double d[3]; };
+struct sd4 { double d[4]; };
+struct mif { int i; float f; };
+struct mfi { float f; int i; };
+struct mdfi { double d; float f; int i; };
+struct mfii { float f; int i, j; };
+struct mcd { char c; double d; };
+struct mffd { float a, b; double c; };
+struct mdll { double d; long long l; };
+struct msf { short s; float f; };

@@ -140,6 +140,7 @@ pub fn callees(opt: u32) -> &'static Lib {
         include_str!("../c/callees_types.h"),
         include_str!("../c/callees_cases.h"),
         include_str!("../c/callees_sizes.h"),
+        include_str!("../c/callees_floats.h"),
     ];
     let l = load(&build_shared(&src, &deps, opt));
     v.push((opt, l));
