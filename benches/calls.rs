@@ -34,9 +34,7 @@ mod x86 {
             let row = case.row;
             let mut g = c.benchmark_group(ROWS[row]);
             let mut out = Out::default();
-            g.bench_function(COLS[0], |b| {
-                b.iter(|| common::direct(row, &v, &mut out))
-            });
+            g.bench_function(COLS[0], |b| b.iter(|| common::direct(row, &v, &mut out)));
             // Each column its own monomorphised loop, so the loop body is
             // exactly that column's call sequence.
             col::<1>(&mut g, case);

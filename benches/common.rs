@@ -105,8 +105,7 @@ type Add3 = extern "C" fn(i64, i64, i64) -> i64;
 type Mix8 = extern "C" fn(i64, i64, i64, i64, f64, f64, f64, f64) -> f64;
 type LdInt = extern "C" fn(Ld, i32) -> f64;
 type Q4Of = extern "C" fn(i64) -> Q4;
-type Twelve =
-    extern "C" fn(i64, f64, i32, f64, i64, f64, i32, f64, i64, i64, i64, i64) -> i64;
+type Twelve = extern "C" fn(i64, f64, i32, f64, i64, f64, i32, f64, i64, i64, i64, i64) -> i64;
 
 /// Reads argument `i` of type `T` from a `void **` array.
 ///
@@ -353,7 +352,11 @@ impl Case {
                 1 => (
                     mix8 as *const c_void,
                     aot_mix8 as Wrapper,
-                    v.mix8_i.iter().map(ptr).chain(v.mix8_d.iter().map(ptr)).collect(),
+                    v.mix8_i
+                        .iter()
+                        .map(ptr)
+                        .chain(v.mix8_d.iter().map(ptr))
+                        .collect(),
                     [vec![FfiType::i64(); 4], vec![FfiType::f64(); 4]].concat(),
                     FfiType::f64(),
                 ),
@@ -419,7 +422,8 @@ impl Case {
         let cif = Cif::new(ffi_args, ffi_ret);
         // SAFETY: a function pointer cast to the untyped pointer libffi
         // takes; libffi calls it with the cif's signature.
-        let ffi_fn = unsafe { std::mem::transmute::<*const c_void, unsafe extern "C" fn()>(target) };
+        let ffi_fn =
+            unsafe { std::mem::transmute::<*const c_void, unsafe extern "C" fn()>(target) };
         Case {
             row,
             sig,
@@ -498,10 +502,10 @@ pub fn direct_result(row: usize, v: &Values) -> Vec<u8> {
 pub fn self_check(cases: &mut [Case], v: &Values) {
     for c in cases.iter_mut() {
         let want = direct_result(c.row, v);
-        for col in 1..COLS.len() {
+        for (col, name) in COLS.iter().enumerate().skip(1) {
             c.ret = [0; 4];
             c.call(col);
-            assert_eq!(c.result(), want, "row {} column {}", ROWS[c.row], COLS[col]);
+            assert_eq!(c.result(), want, "row {} column {name}", ROWS[c.row]);
         }
     }
 }
