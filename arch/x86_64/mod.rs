@@ -89,6 +89,46 @@ const PAGE: u32 = 4096;
 
 type Asm = VecAssembler<X64Relocation>;
 
+/// Emits one instruction whose memory operand is written `[@]`, addressing
+/// `[base + disp]` with the shortest encoding: a static base register (no
+/// SIB byte, which dynasm emits for every dynamic base) and no displacement
+/// or an 8-bit one when it fits (dynasm sizes a displacement when the macro
+/// expands, so a runtime value gets 32 bits unless marked `BYTE`).
+///
+/// `mem!(self.ops, base, disp; mov Rq(dst), QWORD [@])`
+macro_rules! mem {
+    ($ops:expr, $base:expr, $disp:expr; $($ins:tt)*) => {{
+        let base: u8 = $base;
+        let disp: i32 = $disp;
+        match (base, disp, i8::try_from(disp)) {
+            (R10, 0, _) => mem!(@put $ops, [r10]; [] $($ins)*),
+            (R10, _, Ok(d8)) => mem!(@put $ops, [BYTE r10 + d8]; [] $($ins)*),
+            (R10, d, Err(_)) => mem!(@put $ops, [r10 + d]; [] $($ins)*),
+            (RSI, 0, _) => mem!(@put $ops, [rsi]; [] $($ins)*),
+            (RSI, _, Ok(d8)) => mem!(@put $ops, [BYTE rsi + d8]; [] $($ins)*),
+            (RSI, d, Err(_)) => mem!(@put $ops, [rsi + d]; [] $($ins)*),
+            (RCX, 0, _) => mem!(@put $ops, [rcx]; [] $($ins)*),
+            (RCX, _, Ok(d8)) => mem!(@put $ops, [BYTE rcx + d8]; [] $($ins)*),
+            (RCX, d, Err(_)) => mem!(@put $ops, [rcx + d]; [] $($ins)*),
+            (RBX, 0, _) => mem!(@put $ops, [rbx]; [] $($ins)*),
+            (RBX, _, Ok(d8)) => mem!(@put $ops, [BYTE rbx + d8]; [] $($ins)*),
+            (RBX, d, Err(_)) => mem!(@put $ops, [rbx + d]; [] $($ins)*),
+            (R12, 0, _) => mem!(@put $ops, [r12]; [] $($ins)*),
+            (R12, _, Ok(d8)) => mem!(@put $ops, [BYTE r12 + d8]; [] $($ins)*),
+            (R12, d, Err(_)) => mem!(@put $ops, [r12 + d]; [] $($ins)*),
+            (b, _, Ok(d8)) => mem!(@put $ops, [BYTE Rq(b) + d8]; [] $($ins)*),
+            (b, d, Err(_)) => mem!(@put $ops, [Rq(b) + d]; [] $($ins)*),
+        }
+    }};
+    // Copies the instruction's tokens up to `[@]`, puts the operand there.
+    (@put $ops:expr, $m:tt; [$($pre:tt)*] [@] $($post:tt)*) => {
+        dynasm!($ops ; .arch x64 ; $($pre)* $m $($post)*)
+    };
+    (@put $ops:expr, $m:tt; [$($pre:tt)*] $t:tt $($rest:tt)*) => {
+        mem!(@put $ops, $m; [$($pre)* $t] $($rest)*)
+    };
+}
+
 fn err<T>(msg: impl Into<String>) -> Result<T, EmitError> {
     Err(EmitError(msg.into()))
 }
@@ -482,7 +522,7 @@ impl Emitter<'_> {
         match self.source {
             ArgSource::Pointers => {
                 let d = disp(0, (i as u32).saturating_mul(8))?;
-                dynasm!(self.ops ; .arch x64 ; mov Rq(VALPTR), [Rq(self.args_reg) + d]);
+                mem!(self.ops, self.args_reg, d; mov Rq(VALPTR), [@]);
                 Ok((VALPTR, 0))
             }
             ArgSource::Frame(offsets) => Ok((self.args_reg, offsets[i] as i64)),
@@ -626,10 +666,10 @@ impl Emitter<'_> {
                     return err(format!("argument {}: extension in an XMM register", i + 1));
                 }
                 match p.size {
-                    4 => dynasm!(self.ops ; .arch x64 ; movss Rx(x), DWORD [Rq(base) + src]),
-                    8 => dynasm!(self.ops ; .arch x64 ; movsd Rx(x), QWORD [Rq(base) + src]),
+                    4 => mem!(self.ops, base, src; movss Rx(x), DWORD [@]),
+                    8 => mem!(self.ops, base, src; movsd Rx(x), QWORD [@]),
                     // A whole vector register (e.g. `__m128`): exactly 16 bytes.
-                    16 => dynasm!(self.ops ; .arch x64 ; movups Rx(x), OWORD [Rq(base) + src]),
+                    16 => mem!(self.ops, base, src; movups Rx(x), OWORD [@]),
                     1..=7 => {
                         let [t0, t1] = self.scratch;
                         self.load_gpr(t0, t1, base, src, p.size, Ext::None, i)?;
@@ -673,11 +713,11 @@ impl Emitter<'_> {
         };
         if let Some(bits) = sign_bits {
             match (size, bits > 32) {
-                (1, false) => dynasm!(self.ops ; .arch x64 ; movsx Rd(dst), BYTE [Rq(base) + src]),
-                (1, true) => dynasm!(self.ops ; .arch x64 ; movsx Rq(dst), BYTE [Rq(base) + src]),
-                (2, false) => dynasm!(self.ops ; .arch x64 ; movsx Rd(dst), WORD [Rq(base) + src]),
-                (2, true) => dynasm!(self.ops ; .arch x64 ; movsx Rq(dst), WORD [Rq(base) + src]),
-                (4, true) => dynasm!(self.ops ; .arch x64 ; movsxd Rq(dst), DWORD [Rq(base) + src]),
+                (1, false) => mem!(self.ops, base, src; movsx Rd(dst), BYTE [@]),
+                (1, true) => mem!(self.ops, base, src; movsx Rq(dst), BYTE [@]),
+                (2, false) => mem!(self.ops, base, src; movsx Rd(dst), WORD [@]),
+                (2, true) => mem!(self.ops, base, src; movsx Rq(dst), WORD [@]),
+                (4, true) => mem!(self.ops, base, src; movsxd Rq(dst), DWORD [@]),
                 _ => {
                     return err(format!(
                         "argument {}: sign extension of a {size}-byte piece to {bits} bits",
@@ -689,7 +729,7 @@ impl Emitter<'_> {
         }
         // Zero extension (or none): the loads below leave the upper bits zero.
         if size == 8 {
-            dynasm!(self.ops ; .arch x64 ; mov Rq(dst), QWORD [Rq(base) + src]);
+            mem!(self.ops, base, src; mov Rq(dst), QWORD [@]);
             return Ok(());
         }
         if size == 0 || size > 8 {
@@ -704,9 +744,9 @@ impl Emitter<'_> {
                 .ok_or_else(|| EmitError("displacement overflow".into()))?;
             let r = if k == 0 { dst } else { tmp };
             match c {
-                4 => dynasm!(self.ops ; .arch x64 ; mov Rd(r), DWORD [Rq(base) + d]),
-                2 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), WORD [Rq(base) + d]),
-                _ => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), BYTE [Rq(base) + d]),
+                4 => mem!(self.ops, base, d; mov Rd(r), DWORD [@]),
+                2 => mem!(self.ops, base, d; movzx Rd(r), WORD [@]),
+                _ => mem!(self.ops, base, d; movzx Rd(r), BYTE [@]),
             }
             if k > 0 {
                 let sh = (off * 8) as i8;
@@ -730,10 +770,10 @@ impl Emitter<'_> {
                 .checked_add(off as i32)
                 .ok_or_else(|| EmitError("displacement overflow".into()))?;
             match c {
-                8 => dynasm!(self.ops ; .arch x64 ; mov QWORD [Rq(base) + d], Rq(src)),
-                4 => dynasm!(self.ops ; .arch x64 ; mov DWORD [Rq(base) + d], Rd(src)),
-                2 => dynasm!(self.ops ; .arch x64 ; mov WORD [Rq(base) + d], Rw(src)),
-                _ => dynasm!(self.ops ; .arch x64 ; mov BYTE [Rq(base) + d], Rb(src)),
+                8 => mem!(self.ops, base, d; mov QWORD [@], Rq(src)),
+                4 => mem!(self.ops, base, d; mov DWORD [@], Rd(src)),
+                2 => mem!(self.ops, base, d; mov WORD [@], Rw(src)),
+                _ => mem!(self.ops, base, d; mov BYTE [@], Rb(src)),
             }
             if k < last {
                 let sh = (c * 8) as i8;
@@ -811,16 +851,16 @@ impl Emitter<'_> {
                     // The buffer is the result's size rounded up to 8, so a
                     // whole-register store at an 8-aligned offset fits.
                     if p.offset % 8 == 0 && p.offset as u64 + 8 <= buf {
-                        dynasm!(self.ops ; .arch x64 ; mov QWORD [Rq(ret) + d], Rq(n));
+                        mem!(self.ops, ret, d; mov QWORD [@], Rq(n));
                     } else {
                         self.store_gpr(n, ret, d, p.size)?;
                     }
                 }
                 Loc::Reg(Reg::Fpr(x)) if x < 16 => match p.size {
-                    4 => dynasm!(self.ops ; .arch x64 ; movss DWORD [Rq(ret) + d], Rx(x)),
-                    8 => dynasm!(self.ops ; .arch x64 ; movsd QWORD [Rq(ret) + d], Rx(x)),
+                    4 => mem!(self.ops, ret, d; movss DWORD [@], Rx(x)),
+                    8 => mem!(self.ops, ret, d; movsd QWORD [@], Rx(x)),
                     // Win64 returns `__int128` in xmm0 (gcc, clang); `__m128`.
-                    16 => dynasm!(self.ops ; .arch x64 ; movups OWORD [Rq(ret) + d], Rx(x)),
+                    16 => mem!(self.ops, ret, d; movups OWORD [@], Rx(x)),
                     1..=7 => {
                         dynasm!(self.ops ; .arch x64 ; movq Rq(R11), Rx(x));
                         self.store_gpr(R11, ret, d, p.size)?;
@@ -843,7 +883,7 @@ impl Emitter<'_> {
                 return err(format!("result: unsupported x87 piece {:?}", p.loc));
             }
             let d = disp(0, p.offset)?;
-            dynasm!(self.ops ; .arch x64 ; fstp TWORD [Rq(ret) + d]);
+            mem!(self.ops, ret, d; fstp TWORD [@]);
         }
         Ok(())
     }
