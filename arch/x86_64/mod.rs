@@ -8,7 +8,18 @@
 //!                 void *ret /* rdx */);
 //! ```
 //!
-//! Code shape (every step driven by the plan, nothing decided here):
+//! Two code shapes, both driven by the plan (nothing is decided here):
+//!
+//! - The fast path, when every argument piece is in a register (see
+//!   `Emitter::emit_fast`): no frame pointer and no callee-saved register,
+//!   `args` read through rsi (the rsi piece last), the target in rax or r11,
+//!   `ret` pushed and popped into rcx after the call, and a tail jump when
+//!   nothing follows the call. It is as short as a compiled wrapper of the
+//!   same interface (gcc -O2 for `*r = f(*a[0], *a[1], *a[2])`).
+//! - The general path, for stack pieces, by-reference copies and large
+//!   frames, below.
+//!
+//! General path:
 //!
 //! 1. Prologue: `push rbp; mov rbp, rsp`, then push the callee-saved
 //!    registers that keep the trampoline's own parameters across the call
