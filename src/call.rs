@@ -81,14 +81,86 @@ impl fmt::Debug for Trampoline {
 /// is the Microsoft convention, which it does not implement.
 const HOST_ENTRY_IS_SYSV: bool = cfg!(all(target_arch = "x86_64", not(windows)));
 
-/// Cache key: what makes two compilations produce the same code.
-type CacheKey = (Signature, ArgMode, Option<usize>);
+/// One cache entry: what makes two compilations produce the same code (the
+/// signature without its name, the mode, the bound target), and the code.
+struct CacheEntry {
+    sig: Signature,
+    mode: ArgMode,
+    target: Option<usize>,
+    code: Weak<Compiled>,
+}
 
-/// Compiled trampolines by key. Entries are weak: the cache never keeps
-/// code alive by itself, and a dead entry is replaced on the next miss.
-fn cache() -> &'static Mutex<HashMap<CacheKey, Weak<Compiled>>> {
-    static CACHE: OnceLock<Mutex<HashMap<CacheKey, Weak<Compiled>>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+/// Compiled trampolines, bucketed by a hash of their key. Entries are weak:
+/// the cache never keeps code alive by itself, and dead entries are swept
+/// as the map grows.
+struct Cache {
+    buckets: HashMap<u64, Vec<CacheEntry>>,
+    entries: usize,
+    sweep_at: usize,
+}
+
+fn cache() -> &'static Mutex<Cache> {
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        Mutex::new(Cache {
+            buckets: HashMap::new(),
+            entries: 0,
+            sweep_at: 64,
+        })
+    })
+}
+
+/// FxHash (rustc's hasher): a multiply-rotate per word. The cache is keyed
+/// by trusted data and hit on every compile, so a fast hash matters more
+/// than DoS resistance here.
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Hash of everything that determines the code (not the function name).
+fn key_hash(sig: &Signature, mode: ArgMode, target: Option<usize>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = FxHasher(0);
+    sig.abi.hash(&mut h);
+    sig.ret.hash(&mut h);
+    sig.args.hash(&mut h);
+    sig.fixed_args.hash(&mut h);
+    sig.variadic.hash(&mut h);
+    mode.hash(&mut h);
+    target.hash(&mut h);
+    h.finish()
+}
+
+/// Whether two signatures compile to the same code (names aside).
+fn same_code(a: &Signature, b: &Signature) -> bool {
+    a.abi == b.abi
+        && a.fixed_args == b.fixed_args
+        && a.variadic == b.variadic
+        && a.ret == b.ret
+        && a.args == b.args
 }
 
 /// Plans and emits the machine code of a forward trampoline, without
@@ -99,8 +171,8 @@ pub fn emit(
     mode: ArgMode,
     target: Option<*const c_void>,
 ) -> Result<(CallPlan, Vec<u8>), Error> {
+    // The emitters validate the plan before reading it.
     let plan = crate::abi::plan(sig)?;
-    plan.validate(sig)?;
     let (offsets, _) = sig.frame_layout();
     let source = match mode {
         ArgMode::Pointers => ArgSource::Pointers,
@@ -117,7 +189,7 @@ pub fn emit(
     };
     let bytes = match sig.abi.isa() {
         Isa::X86_64 => crate::arch::x86_64::emit_forward(sig, &plan, source, bind)?,
-        Isa::Aarch64 => return Err(Error::Emit("no AArch64 emitter yet".into())),
+        Isa::Aarch64 => crate::arch::aarch64::emit_forward(sig, &plan, source, bind)?,
     };
     Ok((plan, bytes))
 }
@@ -142,19 +214,24 @@ impl Trampoline {
                 "trampolines entered with the Microsoft x64 convention are not implemented".into(),
             ));
         }
-        // The function's name does not change the code.
-        let mut key_sig = sig.clone();
-        key_sig.name = None;
-        let key: CacheKey = (key_sig, mode, target.map(|p| p as usize));
+        let target_key = target.map(|p| p as usize);
+        let hash = key_hash(sig, mode, target_key);
         // A poisoned lock only means another thread panicked mid-insert; the
         // map itself is always consistent, so keep using it.
-        let mut map = cache().lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(inner) = map.get(&key).and_then(Weak::upgrade) {
+        let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+        let hit = cache.buckets.get(&hash).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|e| e.mode == mode && e.target == target_key && same_code(&e.sig, sig))
+                .and_then(|e| e.code.upgrade())
+        });
+        if let Some(inner) = hit {
             return Ok(Trampoline { inner });
         }
         let (plan, bytes) = emit(sig, mode, target)?;
         let (offsets, frame_size) = sig.frame_layout();
         let code = CodeArena::global().install(&bytes)?;
+        crate::perfmap::record(crate::perfmap::Kind::Call, sig, code.as_ptr(), code.len());
         // SAFETY: `code` holds the instructions just emitted for exactly this
         // entry type (three pointer parameters in the host C convention, no
         // result), installed executable; it lives as long as the Compiled
@@ -172,12 +249,25 @@ impl Trampoline {
             entry,
             code,
         });
-        if map.len() >= 64 && map.len().is_power_of_two() {
-            // Sweep dead entries now and then so the map stays bounded by
-            // the live trampolines.
-            map.retain(|_, w| w.strong_count() > 0);
+        if cache.entries >= cache.sweep_at {
+            // Drop dead entries; the next sweep comes when the live ones
+            // have doubled, so sweeping costs O(1) per insert on average.
+            cache.buckets.retain(|_, b| {
+                b.retain(|e| e.code.strong_count() > 0);
+                !b.is_empty()
+            });
+            cache.entries = cache.buckets.values().map(Vec::len).sum();
+            cache.sweep_at = (cache.entries * 2).max(64);
         }
-        map.insert(key, Arc::downgrade(&inner));
+        let mut key_sig = sig.clone();
+        key_sig.name = None;
+        cache.buckets.entry(hash).or_default().push(CacheEntry {
+            sig: key_sig,
+            mode,
+            target: target_key,
+            code: Arc::downgrade(&inner),
+        });
+        cache.entries += 1;
         Ok(Trampoline { inner })
     }
 

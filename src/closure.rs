@@ -251,6 +251,7 @@ fn body_for(sig: &Signature) -> Result<*const u8, Error> {
     let bytes = emit_body(key)?;
     let code = CodeArena::global().install(&bytes)?;
     let ptr = code.as_ptr();
+    crate::perfmap::record(crate::perfmap::Kind::Closure, key, ptr, code.len());
     map.insert(key.clone(), code);
     Ok(ptr)
 }

@@ -16,11 +16,17 @@ pub mod disasm;
 pub mod error;
 pub mod exec;
 pub mod library;
+pub mod perfmap;
 pub mod types;
 pub mod value;
 
 #[path = "../arch/mod.rs"]
 pub mod arch;
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(all(doctest, target_arch = "x86_64", target_os = "linux"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use error::Error;
 pub use types::{Abi, Signature, Type};

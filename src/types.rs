@@ -282,11 +282,15 @@ impl Type {
 
     /// Builds `elem[len]`, rejecting arrays larger than [`MAX_TYPE_SIZE`].
     pub fn array(elem: Type, len: u64) -> Result<Type, LayoutError> {
-        let size = (elem.size() as u64)
+        // The length itself must fit the u32 the array stores, even for
+        // zero-sized elements.
+        if len > u32::MAX as u64 {
+            return Err(LayoutError::TooLarge);
+        }
+        (elem.size() as u64)
             .checked_mul(len)
             .filter(|s| *s <= MAX_TYPE_SIZE)
             .ok_or(LayoutError::TooLarge)?;
-        let _ = size;
         if matches!(elem, Type::Void) {
             return Err(LayoutError::VoidMember);
         }
@@ -335,6 +339,16 @@ impl Type {
                     field.ty.for_each_scalar(base + field.offset, f);
                 }
             }
+        }
+    }
+
+    /// A member's spelling inside an anonymous record: nested anonymous
+    /// records are abbreviated.
+    fn spell_nested(&self) -> String {
+        match self {
+            Type::Record(r) => r.spell(false),
+            Type::Array(t, n) => format!("{}[{n}]", t.spell_nested()),
+            other => other.c_spelling(),
         }
     }
 
@@ -398,19 +412,26 @@ pub struct Record {
 }
 
 impl Record {
-    /// `struct tag`, `union tag`, or the members spelled out when anonymous.
+    /// `struct tag`, `union tag`, or the members spelled out when anonymous
+    /// (an anonymous record nested inside is abbreviated to `struct {…}`,
+    /// so the spelling stays linear in the declaration's length).
     pub fn c_spelling(&self) -> String {
+        self.spell(true)
+    }
+
+    fn spell(&self, expand: bool) -> String {
         let kw = match self.kind {
             RecordKind::Struct => "struct",
             RecordKind::Union => "union",
         };
         match &self.tag {
             Some(t) => format!("{kw} {t}"),
+            None if !expand => format!("{kw} {{…}}"),
             None => {
                 let mut s = format!("{kw} {{");
                 for f in &self.fields {
                     s.push(' ');
-                    s.push_str(&f.ty.c_spelling());
+                    s.push_str(&f.ty.spell_nested());
                     if let Some(n) = &f.name {
                         s.push(' ');
                         s.push_str(n);

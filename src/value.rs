@@ -287,9 +287,7 @@ impl LitParser<'_> {
             };
         }
         // Integer: split the suffix off.
-        let digits_end = lower
-            .find(|c: char| c == 'u' || c == 'l')
-            .unwrap_or(lower.len());
+        let digits_end = lower.find(['u', 'l']).unwrap_or(lower.len());
         let (digits, suffix) = lower.split_at(digits_end);
         let (unsigned, long) = match suffix {
             "" => (false, 0),

@@ -965,6 +965,20 @@ fn huge_and_deep_inputs_are_errors_not_panics() {
     src.push_str("void f(t199 *)");
     let e = parse_signature(&src, Abi::SysV64).unwrap_err();
     assert!(e.message.contains("nested more than"), "{e}");
+    // Anonymous records nested 24 deep, each holding two of the next: the
+    // full spelling would be millions of characters; parsing stays quick.
+    let src = format!(
+        "typedef {} int x; {} big[2];",
+        "struct { ".repeat(24),
+        "} a, b;".repeat(23) + " }"
+    );
+    let start = std::time::Instant::now();
+    let mut d = Declarations::new(Abi::SysV64);
+    d.define(&src).unwrap();
+    assert_eq!(d.parse_type("big").unwrap().size(), 4 << 24);
+    let s = d.parse_signature("void f(big *, big)").unwrap();
+    assert_eq!(s.args.len(), 2);
+    assert!(start.elapsed().as_secs() < 2, "{:?}", start.elapsed());
     // Nesting within the limits works.
     let src = format!("int f(int {}x{})", "(".repeat(20), ")".repeat(20));
     assert_eq!(sig(&src).args, vec![sc(Scalar::I32)]);

@@ -1192,7 +1192,7 @@ impl<'a> Parser<'a> {
                 ))
             }
             None => {
-                let sp = bounded_spelling(&rec);
+                let sp = bounded_spelling(&Type::Record(rec.clone()));
                 Ok((DType::Obj(Type::Record(rec), sp.into()), true))
             }
         }
@@ -1702,7 +1702,7 @@ impl<'a> Parser<'a> {
                     }
                     (_, Type::Scalar(Scalar::I8)) if self.dm.char_signed => "char".to_string(),
                     (_, Type::Scalar(Scalar::U8)) if !self.dm.char_signed => "char".to_string(),
-                    (_, e) => e.c_spelling(),
+                    (_, e) => bounded_spelling(e),
                 };
                 let elem = DType::Obj((**elem).clone(), elem_sp.into());
                 t = self.pointer_to(elem, off)?;
@@ -2238,9 +2238,9 @@ fn type_depth(t: &Type, memo: &mut HashMap<*const Record, u32>) -> u32 {
     }
 }
 
-/// The spelling of an anonymous record, cut short after a few hundred
-/// characters (nested anonymous records can make the full text huge).
-fn bounded_spelling(r: &Record) -> String {
+/// The C spelling of a type, cut short after a few hundred characters
+/// (nested anonymous records can make the full text exponentially long).
+fn bounded_spelling(t: &Type) -> String {
     const LIMIT: usize = 200;
     fn go(t: &Type, out: &mut String) {
         if out.len() > LIMIT {
@@ -2275,7 +2275,7 @@ fn bounded_spelling(r: &Record) -> String {
         }
     }
     let mut s = String::new();
-    go(&Type::Record(Arc::new(r.clone())), &mut s);
+    go(t, &mut s);
     s
 }
 

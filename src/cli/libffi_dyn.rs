@@ -2,6 +2,10 @@
 //! bench` and `jitffi demo`. jitffi does not depend on libffi: when no
 //! `libffi.so` can be opened, the comparison column is simply absent.
 
+// The ffi_type boxes are pointed at by libffi (elements lists, the cif): they
+// must not move when the owning Vec grows, hence Vec<Box<_>>.
+#![allow(clippy::vec_box)]
+
 use std::ffi::{c_uint, c_void};
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod call;
+mod demo;
 mod libffi_dyn;
 
 use std::io::Write as _;
@@ -29,6 +30,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "call" => call::run(rest),
         "symbols" => symbols(rest),
         "bench" => bench::run(rest),
+        "demo" => demo::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
