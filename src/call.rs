@@ -316,6 +316,31 @@ impl Trampoline {
         unsafe { (self.inner.entry)(target, args, ret) }
     }
 
+    /// Like [`call_raw`](Self::call_raw), with errno captured around the
+    /// call the way ctypes' `use_errno` does: the calling thread's errno is
+    /// set to `*errno` just before the call, and `*errno` receives the
+    /// thread's errno right after it (the trampoline itself never touches
+    /// errno, and nothing runs between the callee's return and the read).
+    ///
+    /// # Safety
+    /// As [`call_raw`](Self::call_raw).
+    pub unsafe fn call_raw_errno(
+        &self,
+        target: *const c_void,
+        args: *const c_void,
+        ret: *mut c_void,
+        errno: &mut i32,
+    ) {
+        let slot = errno_location();
+        // SAFETY: errno_location is the calling thread's errno; the call's
+        // contract is the caller's.
+        unsafe {
+            *slot = *errno;
+            (self.inner.entry)(target, args, ret);
+            *errno = *slot;
+        }
+    }
+
     /// Calls the target with `args[i]` pointing at argument `i`, checking
     /// what can be checked: pointer mode, the argument count, and non-null
     /// `target` (when unbound) and `ret` (when the result is not void).
@@ -396,6 +421,45 @@ mod tests {
         assert_send_sync::<Trampoline>();
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn errno_is_captured_after_the_call() {
+        // strtol sets errno to ERANGE on overflow (C11 7.22.1.4) and leaves
+        // it alone otherwise.
+        let abi = crate::Abi::host().unwrap();
+        let sig =
+            crate::cdecl::parse_signature("long strtol(const char *, char **, int)", abi).unwrap();
+        let t = Trampoline::compile(&sig, ArgMode::Pointers, Some(libc::strtol as *const c_void))
+            .unwrap();
+        let run = |text: &std::ffi::CStr, errno: &mut i32| -> i64 {
+            let (s, end, base): (*const i8, *mut *mut i8, i32) =
+                (text.as_ptr().cast(), std::ptr::null_mut(), 10);
+            let args: [*const c_void; 3] = [
+                (&s as *const *const i8).cast(),
+                (&end as *const *mut *mut i8).cast(),
+                (&base as *const i32).cast(),
+            ];
+            let mut r = 0i64;
+            // SAFETY: strtol's signature; args point at its three values.
+            unsafe {
+                t.call_raw_errno(
+                    std::ptr::null(),
+                    args.as_ptr().cast(),
+                    (&mut r as *mut i64).cast(),
+                    errno,
+                )
+            };
+            r
+        };
+        let mut errno = 0;
+        assert_eq!(run(c"99999999999999999999999", &mut errno), i64::MAX);
+        assert_eq!(errno, libc::ERANGE);
+        // The value passed in is what the callee sees (strtol keeps it).
+        let mut errno = 1234;
+        assert_eq!(run(c"42", &mut errno), 42);
+        assert_eq!(errno, 1234);
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn identical_signatures_share_code() {
@@ -405,5 +469,18 @@ mod tests {
         assert_eq!(a.entry() as usize, b.entry() as usize);
         let c = Trampoline::compile(&sig, ArgMode::Frame, None).unwrap();
         assert_ne!(a.entry() as usize, c.entry() as usize);
+    }
+}
+
+/// The calling thread's `errno`.
+fn errno_location() -> *mut i32 {
+    // SAFETY: these libc functions only return the thread's errno address.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    unsafe {
+        libc::__errno_location()
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    unsafe {
+        libc::__error()
     }
 }
