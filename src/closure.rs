@@ -265,8 +265,8 @@ pub fn emit_body(sig: &Signature) -> Result<Vec<u8>, Error> {
     plan.validate(sig)?;
     match sig.abi.isa() {
         Isa::X86_64 => Ok(crate::arch::x86_64::closure::emit_closure_body(sig, &plan)?),
-        Isa::Aarch64 => Err(Error::Emit(
-            "closures are not implemented for AArch64 yet".into(),
-        )),
+        Isa::Aarch64 => Ok(crate::arch::aarch64::closure::emit_closure_body(
+            sig, &plan,
+        )?),
     }
 }

@@ -222,6 +222,13 @@ fn map_run() -> io::Result<Vec<(usize, usize)>> {
         unsafe { libc::munmap(base.cast(), 2 * bytes) };
         return Err(e);
     }
+    // AArch64: the stubs were written through the data side; clean and
+    // invalidate before first execution (qemu does not model stale icaches,
+    // so this is covered by review). Nothing on x86-64.
+    // SAFETY: the first `bytes` of the mapping are readable (RX) stubs.
+    crate::arch::aarch64::closure::sync_icache(unsafe {
+        std::slice::from_raw_parts(base.cast_const(), bytes)
+    });
     // Runs live for the rest of the process (see the module docs).
     Ok(out)
 }
@@ -233,7 +240,12 @@ fn host_stub(slot_distance: i64) -> io::Result<[u8; SLOT_SIZE]> {
         crate::arch::x86_64::closure::stub_bytes(slot_distance)
             .map_err(|e| io::Error::other(e.to_string()))
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        crate::arch::aarch64::closure::stub_bytes(slot_distance)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = slot_distance;
         Err(io::Error::new(
