@@ -33,8 +33,9 @@
 //! 3. Stack pieces: a value that lies whole and contiguous in the caller's
 //!    frame is pointed at directly; otherwise its pieces are copied into its
 //!    local buffer (Apple HFAs spilled member by member, say).
-//! 4. `handler(ctx, args, ret)`: x0 = slot.ctx, x1 = args, x2 = ret, called
-//!    through x17 = slot.handler. `ret` is a local buffer, or the hidden
+//! 4. `handler(ctx, args, ret)`: x0 = slot.ctx, x1 = args, x2 = ret (and
+//!    x3 = slot.aux, a hidden fourth argument three-argument handlers
+//!    ignore), called through x17 = slot.handler. `ret` is a local buffer, or the hidden
 //!    result address for an indirect result (x8, AAPCS64 "Result Return";
 //!    the callee need not return it, so nothing is done with it after).
 //! 5. The result is loaded from `ret` into x0/x1/v0–v3 by part, exactly its
@@ -358,8 +359,12 @@ impl Body<'_> {
             },
             _ => self.add_imm(2, SP, self.frame.ret_buf)?,
         }
+        // The slot's spare word rides along as a fourth argument (x3),
+        // ignored by three-argument handlers: jitffi's own Rust-closure
+        // handler takes its argument count from it.
         dynasm!(self.ops
             ; .arch aarch64
+            ; ldr x3, [X(SLOT), SLOT_AUX]
             ; ldr X(HANDLER), [X(SLOT), SLOT_HANDLER]
             ; blr X(HANDLER)
         );
@@ -853,6 +858,7 @@ mod tests {
             "ldr x0, [x16, #0x10]",
             "mov x1, sp",
             "add x2, sp, #0x20",
+            "ldr x3, [x16, #0x18]",
             "ldr x17, [x16, #0x8]",
             "blr x17",
             "ldr s0, [sp, #0x20]",
@@ -919,6 +925,7 @@ mod tests {
             "ldr x0, [x16, #0x10]",
             "mov x1, sp",
             "mov x2, x8",
+            "ldr x3, [x16, #0x18]",
             "ldr x17, [x16, #0x8]",
             "blr x17",
             "mov sp, x29",
