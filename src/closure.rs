@@ -27,12 +27,21 @@
 //! *is* that pointer (the caller's buffer, exactly `sizeof` the result);
 //! otherwise it is a local buffer of `sig.ret_buffer_size()` bytes. Handlers
 //! should write the result as its C type (`sizeof` bytes).
+//!
+//! Creating many closures of one signature: [`Closure::prepare`] resolves
+//! the body once into a [`ClosureType`], whose `create` / `create_raw` only
+//! pop a slot from a lock-free free list and write it. A closure costs its
+//! 32-byte stub and 32-byte slot, plus, for a Rust handler, a box holding
+//! the Rust function itself (nothing when it captures nothing); the body
+//! hands the slot's spare word (the argument count, for Rust handlers) to
+//! the handler as a hidden fourth argument.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::ptr::NonNull;
+use std::sync::{Mutex, OnceLock};
 
 use crate::exec::stubs::{self, StubSlot};
 use crate::exec::{Code, CodeArena};
@@ -58,11 +67,15 @@ pub enum PanicPolicy {
 /// function pointer: calling it afterwards reaches a trap that prints
 /// `jitffi: called a freed closure` and aborts (until the slot is reused by
 /// another closure).
+///
+/// The handle is three words: the slot, and for a closure made from a Rust
+/// function its boxed state (the function itself; nothing more under
+/// [`PanicPolicy::Abort`]).
 pub struct Closure {
     /// Declared first: dropped (slot reset to the trap) before the state.
     slot: StubSlot,
     /// Owns the state of a closure made from a Rust handler.
-    state: Option<Arc<dyn Owned>>,
+    state: Option<OwnedBox>,
 }
 
 // SAFETY: the slot is Send + Sync; the owned state is `Send + Sync` by the
@@ -83,65 +96,123 @@ impl std::fmt::Debug for Closure {
 
 /// Type-erased access to a Rust handler's state.
 trait Owned: Send + Sync {
-    fn shared(&self) -> &Shared;
-}
-
-/// The non-generic part of a Rust handler's state.
-struct Shared {
-    nargs: usize,
-    ret_size: usize,
-    policy: PanicPolicy,
-    panic: Mutex<Option<Box<dyn Any + Send>>>,
-}
-
-struct State<F> {
-    shared: Shared,
-    f: F,
-}
-
-impl<F: Fn(&[*mut c_void], *mut c_void) + Send + Sync + 'static> Owned for State<F> {
-    fn shared(&self) -> &Shared {
-        &self.shared
+    fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
+        None
     }
 }
 
-/// The handler of closures made from Rust functions: `ctx` is a `State<F>`.
-extern "C" fn rust_handler<F>(ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_void)
-where
-    F: Fn(&[*mut c_void], *mut c_void) + Send + Sync + 'static,
-{
-    // SAFETY: ctx is the `State<F>` the closure owns (kept alive by the
-    // closure's Arc until after its slot is freed).
-    let state = unsafe { &*(ctx as *const State<F>) };
-    let sh = &state.shared;
-    let argv: &[*mut c_void] = if sh.nargs == 0 || args.is_null() {
+/// A `Box<dyn Owned>` held as a raw pointer: the handler reads the state
+/// through `ctx` while the closure lives, so the box is not moved around as
+/// a `Box` (whose uniqueness would then be asserted on every move).
+struct OwnedBox(NonNull<dyn Owned>);
+
+impl OwnedBox {
+    fn new<T: Owned + 'static>(v: T) -> (OwnedBox, *mut c_void) {
+        let raw: *mut T = Box::into_raw(Box::new(v));
+        // SAFETY: Box::into_raw never returns null.
+        let nn = unsafe { NonNull::new_unchecked(raw as *mut dyn Owned) };
+        (OwnedBox(nn), raw.cast())
+    }
+
+    fn get(&self) -> &dyn Owned {
+        // SAFETY: the box lives until this OwnedBox is dropped.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for OwnedBox {
+    fn drop(&mut self) {
+        // SAFETY: made by Box::into_raw in OwnedBox::new, freed once here.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+/// The state of a closure under [`PanicPolicy::Abort`]: the function alone
+/// (a zero-sized function allocates nothing).
+#[repr(transparent)]
+struct AbortState<F>(F);
+
+impl<F: Send + Sync> Owned for AbortState<F> {}
+
+/// The state of a closure under [`PanicPolicy::ZeroResult`].
+struct ZeroState<F> {
+    ret_size: usize,
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    f: F,
+}
+
+impl<F: Send + Sync> Owned for ZeroState<F> {
+    fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
+        self.panic.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// The argument array as a slice of `nargs` pointers.
+///
+/// # Safety
+///
+/// `args` must point at `nargs` pointers (or `nargs` must be 0).
+#[inline(always)]
+unsafe fn argv<'a>(args: *const *mut c_void, nargs: usize) -> &'a [*mut c_void] {
+    if nargs == 0 || args.is_null() {
         &[]
     } else {
-        // SAFETY: the closure body passes an array of exactly one pointer per
-        // argument of the signature, which has `nargs` arguments.
-        unsafe { std::slice::from_raw_parts(args, sh.nargs) }
-    };
-    let result = catch_unwind(AssertUnwindSafe(|| (state.f)(argv, ret)));
-    if let Err(payload) = result {
-        match sh.policy {
-            PanicPolicy::Abort => {
-                eprintln!(
-                    "jitffi: closure handler panicked ({}); aborting",
-                    panic_message(&*payload)
-                );
-                std::process::abort();
-            }
-            PanicPolicy::ZeroResult => {
-                if sh.ret_size > 0 && !ret.is_null() {
-                    // SAFETY: ret holds at least sizeof(result) bytes (a
-                    // local buffer of ret_buffer_size, or the caller's
-                    // result object for a hidden result pointer).
-                    unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, sh.ret_size) };
-                }
-                let mut slot = sh.panic.lock().unwrap_or_else(|p| p.into_inner());
-                *slot = Some(payload);
-            }
+        // SAFETY: the caller's promise.
+        unsafe { std::slice::from_raw_parts(args, nargs) }
+    }
+}
+
+/// The handler of [`PanicPolicy::Abort`] closures: `ctx` is an
+/// `AbortState<F>`, and the fourth argument (the slot's spare word, passed
+/// by the body) is the signature's argument count.
+extern "C" fn rust_handler_abort<F>(
+    ctx: *mut c_void,
+    args: *const *mut c_void,
+    ret: *mut c_void,
+    nargs: usize,
+) where
+    F: Fn(&[*mut c_void], *mut c_void) + Send + Sync + 'static,
+{
+    // SAFETY: ctx is the `AbortState<F>` the closure owns (freed only after
+    // its slot), and the body passes one pointer per argument, `nargs` of
+    // them (the slot's spare word was set to the signature's count).
+    let (state, argv) = unsafe { (&*(ctx as *const AbortState<F>), argv(args, nargs)) };
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| (state.0)(argv, ret))) {
+        abort_on_panic(&*payload);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn abort_on_panic(payload: &(dyn Any + Send)) -> ! {
+    eprintln!(
+        "jitffi: closure handler panicked ({}); aborting",
+        panic_message(payload)
+    );
+    std::process::abort();
+}
+
+/// The handler of [`PanicPolicy::ZeroResult`] closures: `ctx` is a
+/// `ZeroState<F>`; the fourth argument is the argument count.
+extern "C" fn rust_handler_zero<F>(
+    ctx: *mut c_void,
+    args: *const *mut c_void,
+    ret: *mut c_void,
+    nargs: usize,
+) where
+    F: Fn(&[*mut c_void], *mut c_void) + Send + Sync + 'static,
+{
+    // SAFETY: as in rust_handler_abort, with a `ZeroState<F>`.
+    let (state, argv) = unsafe { (&*(ctx as *const ZeroState<F>), argv(args, nargs)) };
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| (state.f)(argv, ret))) {
+        if state.ret_size > 0 && !ret.is_null() {
+            // SAFETY: ret holds at least sizeof(result) bytes (a local buffer
+            // of ret_buffer_size, or the caller's result object for a hidden
+            // result pointer).
+            unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, state.ret_size) };
         }
+        let mut slot = state.panic.lock().unwrap_or_else(|p| p.into_inner());
+        *slot = Some(payload);
     }
 }
 
@@ -155,7 +226,112 @@ fn panic_message(p: &(dyn Any + Send)) -> &str {
     }
 }
 
+/// A signature's closure body, resolved once: creating closures from it
+/// only takes a slot and writes it (no signature hashing, no lock).
+///
+/// ```no_run
+/// use jitffi::closure::Closure;
+/// use jitffi::types::{Abi, Scalar, Signature, Type};
+/// # fn main() -> Result<(), jitffi::Error> {
+/// let int = Type::Scalar(Scalar::I32);
+/// let ty = Closure::prepare(&Signature::new(Abi::SysV64, int.clone(), vec![int]))?;
+/// let add1 = ty.create(|args, ret| unsafe { *(ret as *mut i32) = *(args[0] as *const i32) + 1 })?;
+/// let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(add1.code_ptr()) };
+/// assert_eq!(f(41), 42);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ClosureType {
+    body: *const u8,
+    nargs: usize,
+    ret_size: usize,
+}
+
+// SAFETY: the body is immutable code that lives for the rest of the process.
+unsafe impl Send for ClosureType {}
+// SAFETY: as above.
+unsafe impl Sync for ClosureType {}
+
+impl ClosureType {
+    /// Resolves (compiling on first use, then from the cache) the closure
+    /// body of `sig`.
+    pub fn new(sig: &Signature) -> Result<ClosureType, Error> {
+        Ok(ClosureType {
+            body: body_for(sig)?,
+            nargs: sig.args.len(),
+            ret_size: sig.ret.size() as usize,
+        })
+    }
+
+    /// A closure calling `f(args, ret)` (see [`Closure::new`]); panics abort.
+    #[inline]
+    pub fn create<F>(&self, f: F) -> Result<Closure, Error>
+    where
+        F: Fn(&[*mut c_void], *mut c_void) + Send + Sync + 'static,
+    {
+        self.create_with_policy(PanicPolicy::Abort, f)
+    }
+
+    /// Like [`ClosureType::create`], with a chosen [`PanicPolicy`].
+    #[inline]
+    pub fn create_with_policy<F>(&self, policy: PanicPolicy, f: F) -> Result<Closure, Error>
+    where
+        F: Fn(&[*mut c_void], *mut c_void) + Send + Sync + 'static,
+    {
+        // Take the slot first: on failure nothing was allocated.
+        let slot = stubs::alloc_slot()?;
+        let (state, ctx, handler) = match policy {
+            PanicPolicy::Abort => {
+                let (b, ctx) = OwnedBox::new(AbortState(f));
+                (b, ctx, rust_handler_abort::<F> as *const () as usize)
+            }
+            PanicPolicy::ZeroResult => {
+                let (b, ctx) = OwnedBox::new(ZeroState {
+                    ret_size: self.ret_size,
+                    panic: Mutex::new(None),
+                    f,
+                });
+                (b, ctx, rust_handler_zero::<F> as *const () as usize)
+            }
+        };
+        // SAFETY: the body is this signature's; the handler matches ctx's
+        // type and reads the argument count from the spare word; the state
+        // outlives the published slot (Closure drops the slot first).
+        unsafe { slot.publish(self.body, handler, ctx, self.nargs) };
+        Ok(Closure {
+            slot,
+            state: Some(state),
+        })
+    }
+
+    /// A closure calling `handler(ctx, args, ret)` (see
+    /// [`Closure::new_raw`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Closure::new_raw`].
+    #[inline]
+    pub unsafe fn create_raw(
+        &self,
+        handler: RawHandler,
+        ctx: *mut c_void,
+    ) -> Result<Closure, Error> {
+        let slot = stubs::alloc_slot()?;
+        // SAFETY: body is a closure body for this slot layout; the caller
+        // guarantees handler and ctx for the closure's lifetime, and the slot
+        // is reset to the trap when the closure is dropped.
+        unsafe { slot.publish(self.body, handler as usize, ctx, 0) };
+        Ok(Closure { slot, state: None })
+    }
+}
+
 impl Closure {
+    /// Resolves `sig`'s closure body once, for creating many closures of
+    /// that signature cheaply (see [`ClosureType`]).
+    pub fn prepare(sig: &Signature) -> Result<ClosureType, Error> {
+        ClosureType::new(sig)
+    }
+
     /// A closure calling `f(args, ret)`: `args[i]` points at argument *i* as
     /// its C type, `ret` at the result buffer (write the result there as its
     /// C type; see the module docs). Panics abort ([`PanicPolicy::Abort`]).
@@ -163,7 +339,7 @@ impl Closure {
     where
         F: Fn(&[*mut c_void], *mut c_void) + Send + Sync + 'static,
     {
-        Closure::with_policy(sig, PanicPolicy::Abort, f)
+        ClosureType::new(sig)?.create(f)
     }
 
     /// Like [`Closure::new`], with a chosen [`PanicPolicy`].
@@ -171,22 +347,7 @@ impl Closure {
     where
         F: Fn(&[*mut c_void], *mut c_void) + Send + Sync + 'static,
     {
-        let state = Arc::new(State {
-            shared: Shared {
-                nargs: sig.args.len(),
-                ret_size: sig.ret.size() as usize,
-                policy,
-                panic: Mutex::new(None),
-            },
-            f,
-        });
-        let ctx = Arc::as_ptr(&state) as *mut c_void;
-        // SAFETY: ctx points at the State<F> that rust_handler::<F> expects,
-        // kept alive by `state` inside the closure until after the slot is
-        // freed (field order in Closure).
-        let mut c = unsafe { Closure::new_raw(sig, rust_handler::<F>, ctx)? };
-        c.state = Some(state);
-        Ok(c)
+        ClosureType::new(sig)?.create_with_policy(policy, f)
     }
 
     /// A closure calling `handler(ctx, args, ret)` with the host's C
@@ -203,16 +364,12 @@ impl Closure {
         handler: RawHandler,
         ctx: *mut c_void,
     ) -> Result<Closure, Error> {
-        let body = body_for(sig)?;
-        let slot = stubs::alloc_slot()?;
-        // SAFETY: body is a closure body for this slot layout; the caller
-        // guarantees handler and ctx for the closure's lifetime, and the slot
-        // is reset to the trap when the closure is dropped.
-        unsafe { slot.publish(body, handler, ctx, 0) };
-        Ok(Closure { slot, state: None })
+        // SAFETY: the caller's promise, passed on.
+        unsafe { ClosureType::new(sig)?.create_raw(handler, ctx) }
     }
 
     /// The C function pointer (cast it to the signature's function type).
+    #[inline]
     pub fn code_ptr(&self) -> *const c_void {
         self.slot.code_ptr().cast()
     }
@@ -220,9 +377,7 @@ impl Closure {
     /// Takes the payload of the last panic caught under
     /// [`PanicPolicy::ZeroResult`], if any.
     pub fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
-        let st = self.state.as_ref()?;
-        let mut slot = st.shared().panic.lock().unwrap_or_else(|p| p.into_inner());
-        slot.take()
+        self.state.as_ref()?.get().take_panic()
     }
 }
 
@@ -265,8 +420,8 @@ pub fn emit_body(sig: &Signature) -> Result<Vec<u8>, Error> {
     plan.validate(sig)?;
     match sig.abi.isa() {
         Isa::X86_64 => Ok(crate::arch::x86_64::closure::emit_closure_body(sig, &plan)?),
-        Isa::Aarch64 => Err(Error::Emit(
-            "closures are not implemented for AArch64 yet".into(),
-        )),
+        Isa::Aarch64 => Ok(crate::arch::aarch64::closure::emit_closure_body(
+            sig, &plan,
+        )?),
     }
 }

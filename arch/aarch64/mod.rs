@@ -44,6 +44,9 @@
 // dynasm's expansion of dynamic registers calls `.into()` on u8.
 #![allow(clippy::useless_conversion)]
 
+/// Reverse closures: the per-signature body and the stub bytes.
+pub mod closure;
+
 use dynasmrt::aarch64::Aarch64Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 

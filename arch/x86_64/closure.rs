@@ -41,8 +41,10 @@
 //!    frame is pointed at directly; otherwise its stack pieces are copied into
 //!    its local buffer.
 //! 5. `args[i]` pointers are written, then `handler(ctx, args, ret)` is
-//!    called through the slot (rdi = ctx, rsi = args, rdx = ret). `ret` is a
-//!    local buffer, or the hidden result pointer for an indirect result.
+//!    called through the slot (rdi = ctx, rsi = args, rdx = ret, and rcx =
+//!    the slot's spare word, a hidden fourth argument that three-argument
+//!    handlers ignore). `ret` is a local buffer, or the hidden result
+//!    pointer for an indirect result.
 //! 6. The result is loaded from `ret` into the plan's registers (x87 with
 //!    `fld tword`), or the hidden pointer is returned in the plan's register.
 //! 7. Win64: restore rdi, rsi, xmm6–xmm15. `leave; ret`.
@@ -299,7 +301,14 @@ impl Body<'_> {
                 dynasm!(self.ops ; .arch x64 ; lea rdx, [rsp + d]);
             }
         }
-        dynasm!(self.ops ; .arch x64 ; call QWORD [r10 + SLOT_HANDLER]);
+        // The slot's spare word rides along as a fourth argument (rcx,
+        // SysV §3.2.3), ignored by three-argument handlers: jitffi's own
+        // Rust-closure handler takes its argument count from it.
+        dynasm!(self.ops
+            ; .arch x64
+            ; mov rcx, QWORD [r10 + SLOT_AUX]
+            ; call QWORD [r10 + SLOT_HANDLER]
+        );
 
         self.load_result()?;
         if win64 {
@@ -824,6 +833,7 @@ mod tests {
             "mov rdi,[r10+10h]",
             "lea rsi,[rsp]",
             "lea rdx,[rsp+20h]",
+            "mov rcx,[r10+18h]",
             "call qword ptr [r10+8]",
             "movsd xmm0,[rsp+20h]",
             "movss xmm1,[rsp+28h]",

@@ -7,11 +7,20 @@
 //! stubs are byte-for-byte the same and are written once, before their pages
 //! become executable, and never again (DESIGN.md "Executable memory").
 //!
-//! Creating a closure only writes data: a slot is taken from a free list and
-//! filled in; no `mmap` or `mprotect` happens unless every slot is in use, in
-//! which case a new run is mapped. Runs are never unmapped (a stale function
-//! pointer into a freed closure then always reaches the trap, never an
-//! unmapped page).
+//! Creating a closure only writes data: a slot is popped from a lock-free
+//! free list and filled in; no `mmap` or `mprotect` happens unless every
+//! slot is in use, in which case a new run is mapped (under a mutex that
+//! only growth takes). Runs are never unmapped (a stale function pointer into
+//! a freed closure then always reaches the trap, never an unmapped page).
+//!
+//! The free list is intrusive: a free slot's `aux` word holds the address of
+//! the next free slot, so the pool allocates nothing per closure (a closure
+//! costs its 32-byte stub and its 32-byte slot). It is a Treiber stack whose
+//! head packs the top slot's address with a 21-bit tag bumped by every
+//! push and pop (the ABA guard: a pop that read a stale `next` fails its
+//! compare-exchange because the tag moved). Reading a slot that another
+//! thread popped meanwhile is harmless: slots are never unmapped and their
+//! words are atomics.
 //!
 //! A slot is published by writing its body address last, with `Release`
 //! ordering, after the handler, context and spare word. A freed slot's body
@@ -20,7 +29,8 @@
 
 use std::ffi::c_void;
 use std::io;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Stub pages per run (and data pages per run): 4 pages of 4 KiB hold 512
@@ -68,11 +78,11 @@ fn trap_addr() -> *mut u8 {
 }
 
 /// A slot taken from the pool; freed (body reset to the trap, slot back on
-/// the free list) when dropped.
+/// the free list) when dropped. One pointer wide: the stub's address is the
+/// slot's minus the run's stub bytes.
 #[derive(Debug)]
 pub struct StubSlot {
-    slot: *const Slot,
-    code: *const u8,
+    slot: NonNull<Slot>,
 }
 
 // SAFETY: the slot's words are atomics, and the slot is owned by exactly one
@@ -83,27 +93,35 @@ unsafe impl Sync for StubSlot {}
 
 impl StubSlot {
     /// The stub's address: the closure's C function pointer.
+    #[inline]
     pub fn code_ptr(&self) -> *const u8 {
-        self.code
+        (self.slot.as_ptr() as usize - run_bytes()) as *const u8
     }
 
     /// The data slot.
+    #[inline]
     pub fn slot(&self) -> &Slot {
         // SAFETY: slots live in pages that are never unmapped.
-        unsafe { &*self.slot }
+        unsafe { self.slot.as_ref() }
     }
 
     /// Fills the slot and publishes it: `body` is written last, with
     /// `Release` ordering, so a thread that sees the body sees the rest.
     ///
+    /// `handler` is the address of a function the body calls as
+    /// `handler(ctx, args, ret, aux)` (host C convention; a [`Handler`]
+    /// simply ignores the fourth argument).
+    ///
     /// # Safety
     ///
     /// `body` must be a closure body compiled for the slot layout, and
-    /// `handler` and `ctx` must be valid for that body's calls for as long as
-    /// the slot stays published (until it is dropped or published again).
-    pub unsafe fn publish(&self, body: *const u8, handler: Handler, ctx: *mut c_void, aux: usize) {
+    /// `handler`, `ctx` and `aux` must be valid for that body's calls for as
+    /// long as the slot stays published (until it is dropped or published
+    /// again).
+    #[inline]
+    pub unsafe fn publish(&self, body: *const u8, handler: usize, ctx: *mut c_void, aux: usize) {
         let s = self.slot();
-        s.handler.store(handler as usize, Ordering::Relaxed);
+        s.handler.store(handler, Ordering::Relaxed);
         s.ctx.store(ctx, Ordering::Relaxed);
         s.aux.store(aux, Ordering::Relaxed);
         s.body.store(body.cast_mut(), Ordering::Release);
@@ -111,56 +129,128 @@ impl StubSlot {
 }
 
 impl Drop for StubSlot {
+    #[inline]
     fn drop(&mut self) {
-        self.slot().body.store(trap_addr(), Ordering::Release);
-        pool().free(self.slot as usize, self.code as usize);
+        let s = self.slot();
+        s.body.store(trap_addr(), Ordering::Release);
+        push(s);
     }
 }
 
-/// The process-wide pool of slots.
-struct Pool {
-    /// Free `(slot address, stub address)` pairs.
-    free: Mutex<Vec<(usize, usize)>>,
+/// The free list's head: `(top slot address >> 5) | tag << 43`, 0 when
+/// empty. Slot addresses are 32-byte aligned and below 2^48 (checked when a
+/// run is mapped), so 43 bits hold the address and 21 bits the tag.
+static HEAD: AtomicU64 = AtomicU64::new(0);
+/// Taken only to map a new run.
+static GROW: Mutex<()> = Mutex::new(());
+
+const ADDR_BITS: u32 = 43;
+const ADDR_MASK: u64 = (1 << ADDR_BITS) - 1;
+
+#[inline]
+fn unpack(head: u64) -> usize {
+    ((head & ADDR_MASK) << 5) as usize
 }
 
-fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| Pool {
-        free: Mutex::new(Vec::new()),
-    })
+#[inline]
+fn pack(addr: usize, prev: u64) -> u64 {
+    let tag = (prev >> ADDR_BITS).wrapping_add(1);
+    ((addr as u64) >> 5) | (tag << ADDR_BITS)
 }
 
-impl Pool {
-    fn free(&self, slot: usize, code: usize) {
-        let mut f = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        f.push((slot, code));
-    }
-
-    fn take(&self) -> io::Result<(usize, usize)> {
-        let mut f = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(x) = f.pop() {
-            return Ok(x);
+/// Pushes the chain `first ..= last` (linked through `aux`) on the list.
+#[inline]
+fn push_chain(first: &Slot, last: &Slot) {
+    let first_addr = first as *const Slot as usize;
+    let mut cur = HEAD.load(Ordering::Relaxed);
+    loop {
+        last.aux.store(unpack(cur), Ordering::Relaxed);
+        // Release: the pop that takes `first` sees the links written above.
+        match HEAD.compare_exchange_weak(
+            cur,
+            pack(first_addr, cur),
+            Ordering::Release,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return,
+            Err(x) => cur = x,
         }
-        // Mapping under the lock: other creators wait for the new run
-        // rather than each mapping one.
-        let run = map_run()?;
-        f.extend(run.into_iter().rev());
-        f.pop()
-            .ok_or_else(|| io::Error::other("a new stub run has no slots"))
+    }
+}
+
+#[inline]
+fn push(s: &Slot) {
+    push_chain(s, s);
+}
+
+/// Pops a free slot, if any.
+#[inline]
+fn pop() -> Option<NonNull<Slot>> {
+    let mut cur = HEAD.load(Ordering::Acquire);
+    loop {
+        let top = NonNull::new(unpack(cur) as *mut Slot)?;
+        // SAFETY: every address on the list is a slot in a run that is never
+        // unmapped; `aux` is atomic, so reading it while another thread that
+        // popped this slot meanwhile writes it is no data race (and that
+        // thread's pop moved the tag, so the exchange below then fails).
+        let next = unsafe { top.as_ref() }.aux.load(Ordering::Relaxed);
+        match HEAD.compare_exchange_weak(
+            cur,
+            pack(next, cur),
+            Ordering::Acquire,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return Some(top),
+            Err(x) => cur = x,
+        }
     }
 }
 
 /// Takes a free slot (mapping a new run when all are in use). The slot's
 /// body is the trap until [`StubSlot::publish`].
+#[inline]
 pub fn alloc_slot() -> io::Result<StubSlot> {
-    let (slot, code) = pool().take()?;
-    Ok(StubSlot {
-        slot: slot as *const Slot,
-        code: code as *const u8,
-    })
+    match pop() {
+        Some(slot) => Ok(StubSlot { slot }),
+        None => alloc_slow(),
+    }
 }
 
+#[cold]
+fn alloc_slow() -> io::Result<StubSlot> {
+    // Mapping under the lock: other creators wait for the new run rather
+    // than each mapping one.
+    let _g = GROW.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(slot) = pop() {
+        return Ok(StubSlot { slot });
+    }
+    let slots = map_run()?;
+    let (first, rest) = slots
+        .split_first()
+        .ok_or_else(|| io::Error::other("a new stub run has no slots"))?;
+    if let (Some(head), Some(last)) = (rest.first(), rest.last()) {
+        for w in rest.windows(2) {
+            // SAFETY: slots of the new run, not yet shared with anyone.
+            unsafe { w[0].as_ref() }
+                .aux
+                .store(w[1].as_ptr() as usize, Ordering::Relaxed);
+        }
+        // SAFETY: as above.
+        unsafe { push_chain(head.as_ref(), last.as_ref()) };
+    }
+    Ok(StubSlot { slot: *first })
+}
+
+/// Bytes mapped for stub runs so far (stub pages plus slot pages).
+pub fn mapped_bytes() -> usize {
+    RUNS.load(Ordering::Relaxed) * 2 * run_bytes()
+}
+
+/// Runs mapped so far.
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
 /// How many bytes of stubs one run holds.
+#[inline]
 fn run_bytes() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
     // SAFETY: sysconf has no preconditions.
@@ -172,9 +262,9 @@ fn run_bytes() -> usize {
 }
 
 /// Maps a run: RW stub pages and slot pages, stubs written, slots set to
-/// the trap, then the stub pages flipped to RX. Returns `(slot, stub)`
-/// address pairs, in ascending order.
-fn map_run() -> io::Result<Vec<(usize, usize)>> {
+/// the trap, then the stub pages flipped to RX. Returns the slots, in
+/// ascending order.
+fn map_run() -> io::Result<Vec<NonNull<Slot>>> {
     let bytes = run_bytes();
     let stub = host_stub(bytes as i64)?;
     // SAFETY: an anonymous private mapping at an address of the kernel's
@@ -193,12 +283,19 @@ fn map_run() -> io::Result<Vec<(usize, usize)>> {
         return Err(io::Error::last_os_error());
     }
     let base = base.cast::<u8>();
+    if (base as usize + 2 * bytes) as u64 > 1 << (ADDR_BITS + 5) {
+        // The free list's packed head holds addresses below 2^48 only.
+        // SAFETY: the mapping is ours and nothing refers to it yet.
+        unsafe { libc::munmap(base.cast(), 2 * bytes) };
+        return Err(io::Error::other("stub run mapped above 2^48"));
+    }
     let n = bytes / SLOT_SIZE;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         // SAFETY: `base` is a fresh RW mapping of 2 * bytes; stub i occupies
         // base + 32 i .. + 32 < base + bytes, slot i base + bytes + 32 i .. +
-        // 32 < base + 2 bytes. Nothing else references the mapping yet.
+        // 32 < base + 2 bytes. Nothing else references the mapping yet. `slot`
+        // is inside a successful mapping, so it is not null.
         unsafe {
             let code = base.add(i * SLOT_SIZE);
             std::ptr::copy_nonoverlapping(stub.as_ptr(), code, SLOT_SIZE);
@@ -209,7 +306,7 @@ fn map_run() -> io::Result<Vec<(usize, usize)>> {
                 ctx: AtomicPtr::new(std::ptr::null_mut()),
                 aux: AtomicUsize::new(0),
             });
-            out.push((slot as usize, code as usize));
+            out.push(NonNull::new_unchecked(slot));
         }
     }
     // SAFETY: the first `bytes` of the mapping hold only the stubs written
@@ -222,7 +319,15 @@ fn map_run() -> io::Result<Vec<(usize, usize)>> {
         unsafe { libc::munmap(base.cast(), 2 * bytes) };
         return Err(e);
     }
+    // AArch64: the stubs were written through the data side; clean and
+    // invalidate before first execution (qemu does not model stale icaches,
+    // so this is covered by review). Nothing on x86-64.
+    // SAFETY: the first `bytes` of the mapping are readable (RX) stubs.
+    crate::arch::aarch64::closure::sync_icache(unsafe {
+        std::slice::from_raw_parts(base.cast_const(), bytes)
+    });
     // Runs live for the rest of the process (see the module docs).
+    RUNS.fetch_add(1, Ordering::Relaxed);
     Ok(out)
 }
 
@@ -233,7 +338,12 @@ fn host_stub(slot_distance: i64) -> io::Result<[u8; SLOT_SIZE]> {
         crate::arch::x86_64::closure::stub_bytes(slot_distance)
             .map_err(|e| io::Error::other(e.to_string()))
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        crate::arch::aarch64::closure::stub_bytes(slot_distance)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = slot_distance;
         Err(io::Error::new(
@@ -251,14 +361,15 @@ mod tests {
     fn slots_are_reused_and_reset_to_the_trap() {
         let a = alloc_slot().unwrap();
         assert_eq!(a.slot().body.load(Ordering::Acquire), trap_addr());
-        let (s, c) = (a.slot as usize, a.code as usize);
+        let (s, c) = (a.slot.as_ptr() as usize, a.code_ptr() as usize);
         // Stub and slot are STUB_PAGES pages apart.
         assert_eq!(s - c, run_bytes());
+        assert_eq!(s % SLOT_SIZE, 0);
         drop(a);
         // LIFO: the slot just freed is handed out next (unless another test
         // thread took it; then just check the invariant).
         let b = alloc_slot().unwrap();
         assert_eq!(b.slot().body.load(Ordering::Acquire), trap_addr());
-        assert_eq!(b.slot as usize - b.code as usize, run_bytes());
+        assert_eq!(b.slot.as_ptr() as usize - b.code_ptr() as usize, run_bytes());
     }
 }
