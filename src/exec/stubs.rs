@@ -141,9 +141,7 @@ impl Drop for StubSlot {
         s.body.store(trap_addr(), Ordering::Release);
         // The freeing thread's cache keeps it (no atomic read-modify-write);
         // when the cache is full or already destroyed, the shared list.
-        let kept = CACHE
-            .try_with(|c| c.put(self.slot))
-            .unwrap_or(false);
+        let kept = CACHE.try_with(|c| c.put(self.slot)).unwrap_or(false);
         if !kept {
             push(s);
         }
@@ -265,12 +263,8 @@ fn pop() -> Option<NonNull<Slot>> {
         // popped this slot meanwhile writes it is no data race (and that
         // thread's pop moved the tag, so the exchange below then fails).
         let next = unsafe { top.as_ref() }.aux.load(Ordering::Relaxed);
-        match HEAD.compare_exchange_weak(
-            cur,
-            pack(next, cur),
-            Ordering::Acquire,
-            Ordering::Acquire,
-        ) {
+        match HEAD.compare_exchange_weak(cur, pack(next, cur), Ordering::Acquire, Ordering::Acquire)
+        {
             Ok(_) => return Some(top),
             Err(x) => cur = x,
         }
@@ -430,6 +424,9 @@ mod tests {
         // thread took it; then just check the invariant).
         let b = alloc_slot().unwrap();
         assert_eq!(b.slot().body.load(Ordering::Acquire), trap_addr());
-        assert_eq!(b.slot.as_ptr() as usize - b.code_ptr() as usize, run_bytes());
+        assert_eq!(
+            b.slot.as_ptr() as usize - b.code_ptr() as usize,
+            run_bytes()
+        );
     }
 }
