@@ -11,9 +11,10 @@
 
 use std::fmt;
 
+/// AArch64: one emitter for both AAPCS64 and Apple arm64 plans.
+pub mod aarch64;
 /// x86-64: one emitter for both SysV and Win64 plans.
 pub mod x86_64;
-// AArch64 (AAPCS64 and Apple arm64) comes later, as `pub mod aarch64;`.
 
 /// Where the trampoline finds argument `i`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

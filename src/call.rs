@@ -81,14 +81,86 @@ impl fmt::Debug for Trampoline {
 /// is the Microsoft convention, which it does not implement.
 const HOST_ENTRY_IS_SYSV: bool = cfg!(all(target_arch = "x86_64", not(windows)));
 
-/// Cache key: what makes two compilations produce the same code.
-type CacheKey = (Signature, ArgMode, Option<usize>);
+/// One cache entry: what makes two compilations produce the same code (the
+/// signature without its name, the mode, the bound target), and the code.
+struct CacheEntry {
+    sig: Signature,
+    mode: ArgMode,
+    target: Option<usize>,
+    code: Weak<Compiled>,
+}
 
-/// Compiled trampolines by key. Entries are weak: the cache never keeps
-/// code alive by itself, and a dead entry is replaced on the next miss.
-fn cache() -> &'static Mutex<HashMap<CacheKey, Weak<Compiled>>> {
-    static CACHE: OnceLock<Mutex<HashMap<CacheKey, Weak<Compiled>>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+/// Compiled trampolines, bucketed by a hash of their key. Entries are weak:
+/// the cache never keeps code alive by itself, and dead entries are swept
+/// as the map grows.
+struct Cache {
+    buckets: HashMap<u64, Vec<CacheEntry>>,
+    entries: usize,
+    sweep_at: usize,
+}
+
+fn cache() -> &'static Mutex<Cache> {
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        Mutex::new(Cache {
+            buckets: HashMap::new(),
+            entries: 0,
+            sweep_at: 64,
+        })
+    })
+}
+
+/// FxHash (rustc's hasher): a multiply-rotate per word. The cache is keyed
+/// by trusted data and hit on every compile, so a fast hash matters more
+/// than DoS resistance here.
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Hash of everything that determines the code (not the function name).
+fn key_hash(sig: &Signature, mode: ArgMode, target: Option<usize>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = FxHasher(0);
+    sig.abi.hash(&mut h);
+    sig.ret.hash(&mut h);
+    sig.args.hash(&mut h);
+    sig.fixed_args.hash(&mut h);
+    sig.variadic.hash(&mut h);
+    mode.hash(&mut h);
+    target.hash(&mut h);
+    h.finish()
+}
+
+/// Whether two signatures compile to the same code (names aside).
+fn same_code(a: &Signature, b: &Signature) -> bool {
+    a.abi == b.abi
+        && a.fixed_args == b.fixed_args
+        && a.variadic == b.variadic
+        && a.ret == b.ret
+        && a.args == b.args
 }
 
 /// Plans and emits the machine code of a forward trampoline, without
@@ -99,8 +171,8 @@ pub fn emit(
     mode: ArgMode,
     target: Option<*const c_void>,
 ) -> Result<(CallPlan, Vec<u8>), Error> {
+    // The emitters validate the plan before reading it.
     let plan = crate::abi::plan(sig)?;
-    plan.validate(sig)?;
     let (offsets, _) = sig.frame_layout();
     let source = match mode {
         ArgMode::Pointers => ArgSource::Pointers,
@@ -117,7 +189,7 @@ pub fn emit(
     };
     let bytes = match sig.abi.isa() {
         Isa::X86_64 => crate::arch::x86_64::emit_forward(sig, &plan, source, bind)?,
-        Isa::Aarch64 => return Err(Error::Emit("no AArch64 emitter yet".into())),
+        Isa::Aarch64 => crate::arch::aarch64::emit_forward(sig, &plan, source, bind)?,
     };
     Ok((plan, bytes))
 }
@@ -142,14 +214,18 @@ impl Trampoline {
                 "trampolines entered with the Microsoft x64 convention are not implemented".into(),
             ));
         }
-        // The function's name does not change the code.
-        let mut key_sig = sig.clone();
-        key_sig.name = None;
-        let key: CacheKey = (key_sig, mode, target.map(|p| p as usize));
+        let target_key = target.map(|p| p as usize);
+        let hash = key_hash(sig, mode, target_key);
         // A poisoned lock only means another thread panicked mid-insert; the
         // map itself is always consistent, so keep using it.
-        let mut map = cache().lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(inner) = map.get(&key).and_then(Weak::upgrade) {
+        let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+        let hit = cache.buckets.get(&hash).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|e| e.mode == mode && e.target == target_key && same_code(&e.sig, sig))
+                .and_then(|e| e.code.upgrade())
+        });
+        if let Some(inner) = hit {
             return Ok(Trampoline { inner });
         }
         let (plan, bytes) = emit(sig, mode, target)?;
@@ -173,12 +249,25 @@ impl Trampoline {
             entry,
             code,
         });
-        if map.len() >= 64 && map.len().is_power_of_two() {
-            // Sweep dead entries now and then so the map stays bounded by
-            // the live trampolines.
-            map.retain(|_, w| w.strong_count() > 0);
+        if cache.entries >= cache.sweep_at {
+            // Drop dead entries; the next sweep comes when the live ones
+            // have doubled, so sweeping costs O(1) per insert on average.
+            cache.buckets.retain(|_, b| {
+                b.retain(|e| e.code.strong_count() > 0);
+                !b.is_empty()
+            });
+            cache.entries = cache.buckets.values().map(Vec::len).sum();
+            cache.sweep_at = (cache.entries * 2).max(64);
         }
-        map.insert(key, Arc::downgrade(&inner));
+        let mut key_sig = sig.clone();
+        key_sig.name = None;
+        cache.buckets.entry(hash).or_default().push(CacheEntry {
+            sig: key_sig,
+            mode,
+            target: target_key,
+            code: Arc::downgrade(&inner),
+        });
+        cache.entries += 1;
         Ok(Trampoline { inner })
     }
 
@@ -225,6 +314,31 @@ impl Trampoline {
         // SAFETY: the caller upholds the contract above, which is exactly
         // what the emitted code relies on.
         unsafe { (self.inner.entry)(target, args, ret) }
+    }
+
+    /// Like [`call_raw`](Self::call_raw), with errno captured around the
+    /// call the way ctypes' `use_errno` does: the calling thread's errno is
+    /// set to `*errno` just before the call, and `*errno` receives the
+    /// thread's errno right after it (the trampoline itself never touches
+    /// errno, and nothing runs between the callee's return and the read).
+    ///
+    /// # Safety
+    /// As [`call_raw`](Self::call_raw).
+    pub unsafe fn call_raw_errno(
+        &self,
+        target: *const c_void,
+        args: *const c_void,
+        ret: *mut c_void,
+        errno: &mut i32,
+    ) {
+        let slot = errno_location();
+        // SAFETY: errno_location is the calling thread's errno; the call's
+        // contract is the caller's.
+        unsafe {
+            *slot = *errno;
+            (self.inner.entry)(target, args, ret);
+            *errno = *slot;
+        }
     }
 
     /// Calls the target with `args[i]` pointing at argument `i`, checking
@@ -307,6 +421,45 @@ mod tests {
         assert_send_sync::<Trampoline>();
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn errno_is_captured_after_the_call() {
+        // strtol sets errno to ERANGE on overflow (C11 7.22.1.4) and leaves
+        // it alone otherwise.
+        let abi = crate::Abi::host().unwrap();
+        let sig =
+            crate::cdecl::parse_signature("long strtol(const char *, char **, int)", abi).unwrap();
+        let t = Trampoline::compile(&sig, ArgMode::Pointers, Some(libc::strtol as *const c_void))
+            .unwrap();
+        let run = |text: &std::ffi::CStr, errno: &mut i32| -> i64 {
+            let (s, end, base): (*const i8, *mut *mut i8, i32) =
+                (text.as_ptr().cast(), std::ptr::null_mut(), 10);
+            let args: [*const c_void; 3] = [
+                (&s as *const *const i8).cast(),
+                (&end as *const *mut *mut i8).cast(),
+                (&base as *const i32).cast(),
+            ];
+            let mut r = 0i64;
+            // SAFETY: strtol's signature; args point at its three values.
+            unsafe {
+                t.call_raw_errno(
+                    std::ptr::null(),
+                    args.as_ptr().cast(),
+                    (&mut r as *mut i64).cast(),
+                    errno,
+                )
+            };
+            r
+        };
+        let mut errno = 0;
+        assert_eq!(run(c"99999999999999999999999", &mut errno), i64::MAX);
+        assert_eq!(errno, libc::ERANGE);
+        // The value passed in is what the callee sees (strtol keeps it).
+        let mut errno = 1234;
+        assert_eq!(run(c"42", &mut errno), 42);
+        assert_eq!(errno, 1234);
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn identical_signatures_share_code() {
@@ -316,5 +469,18 @@ mod tests {
         assert_eq!(a.entry() as usize, b.entry() as usize);
         let c = Trampoline::compile(&sig, ArgMode::Frame, None).unwrap();
         assert_ne!(a.entry() as usize, c.entry() as usize);
+    }
+}
+
+/// The calling thread's `errno`.
+fn errno_location() -> *mut i32 {
+    // SAFETY: these libc functions only return the thread's errno address.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    unsafe {
+        libc::__errno_location()
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    unsafe {
+        libc::__error()
     }
 }

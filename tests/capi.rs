@@ -5,24 +5,17 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn target_dir() -> PathBuf {
-    // .../target/<profile>/deps/capi-<hash>: the cdylib is in <profile>/.
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>")
-        .to_path_buf()
-}
+#[path = "support/cdylib.rs"]
+mod cdylib;
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "runs a gcc-built program: not under qemu-user"
+)]
 fn c_program_uses_the_c_api() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let lib_dir = target_dir();
-    assert!(
-        lib_dir.join("libjitffi.so").exists(),
-        "libjitffi.so not found in {}",
-        lib_dir.display()
-    );
+    let lib_dir = cdylib::lib_dir();
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("capi_test");
     let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".into());
     let status = Command::new(&cc)

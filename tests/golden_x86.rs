@@ -2,11 +2,22 @@
 //!
 //! Each plan is written here by hand from the ABI documents (SysV psABI
 //! §3.2.3, Microsoft x64 calling convention), independent of the planners.
-//! The expected text is what the plan says, instruction by instruction:
-//! rbx = args, r12 = ret, r13 = target are kept across the call; r10 holds
-//! the pointer to a value in pointer mode; rax/r11 are scratch. Addresses
-//! are left out of the comparison (except in one test) so the expectations
-//! read as a listing; they are iced-x86's Intel syntax.
+//! The expected text is what the plan says, instruction by instruction.
+//!
+//! Fast path (every argument piece in a register): no frame pointer, no
+//! callee-saved register. `args` stays in rsi (the piece for rsi is loaded
+//! last); the target moves from rdi to rax (r11 when rax carries `al`),
+//! where a bound address is loaded too; `ret` is pushed (`push rdx`, which
+//! also makes rsp 16-byte aligned at the call) and popped into rcx after
+//! the call; r10 holds the pointer to a value in pointer mode. With nothing
+//! to do after the call (no result to store, no stack area) the call is a
+//! tail jump.
+//!
+//! General path (stack pieces, by-reference copies): rbp frame; rbx = args,
+//! r12 = ret, r13 = target are kept across the call; rax/r11 are scratch.
+//!
+//! Addresses are left out of the comparison (except in two tests) so the
+//! expectations read as a listing; they are iced-x86's Intel syntax.
 
 use std::sync::Arc;
 
@@ -119,36 +130,35 @@ fn sysv_three_ints_pointers_unbound() {
         ArgSource::Pointers,
         Target::Unbound,
         "
-        push rbp
-        mov rbp, rsp
-        push rbx
-        push r12
-        push r13
-        sub rsp, 8
-        mov rbx, rsi
-        mov r12, rdx
-        mov r13, rdi
-        mov r10, [rbx]
+        mov rax, rdi
+        push rdx
+        mov r10, [rsi]
         mov rdi, [r10]
-        mov r10, [rbx+8]
-        mov rsi, [r10]
-        mov r10, [rbx+0x10]
+        mov r10, [rsi+0x10]
         mov rdx, [r10]
-        call r13
-        mov [r12], rax
-        lea rsp, [rbp-0x18]
-        pop r13
-        pop r12
-        pop rbx
-        pop rbp
+        mov r10, [rsi+8]
+        mov rsi, [r10]
+        call rax
+        pop rcx
+        mov [rcx], rax
         ret
         ",
     );
+    // Shortest encodings (Intel SDM): no SIB byte, no or an 8-bit
+    // displacement. mov rax, rdi = 48 89 f8 (3); push rdx = 52 (1);
+    // mov r10, [rsi] = 4c 8b 16 (3); mov rdi, [r10] = 49 8b 3a (3);
+    // mov r10, [rsi+0x10] = 4c 8b 56 10 (4); mov rdx, [r10] (3);
+    // mov r10, [rsi+8] (4); mov rsi, [r10] (3); call rax = ff d0 (2);
+    // pop rcx = 59 (1); mov [rcx], rax = 48 89 01 (3); ret = c3 (1).
+    let code = emit_forward(&sig, &p, ArgSource::Pointers, Target::Unbound).unwrap();
+    assert_eq!(code.len(), 31);
+    assert_eq!(&code[4..11], &[0x4c, 0x8b, 0x16, 0x49, 0x8b, 0x3a, 0x4c]);
 }
 
 /// `double f(short, double, long long, float)`, SysV, frame mode (offsets
 /// 0, 8, 16, 24), bound: short sign-extended into edi, xmm0, rsi, xmm1;
-/// result in xmm0. Two saved registers: no padding, no frame.
+/// result in xmm0. The rsi piece is read through rsi itself, so it is
+/// loaded last.
 #[test]
 fn sysv_mixed_frame_bound() {
     let sig = Signature::new(
@@ -179,23 +189,15 @@ fn sysv_mixed_frame_bound() {
         ArgSource::Frame(&[0, 8, 16, 24]),
         Target::Bound(0x1122_3344_5566_7788),
         "
-        push rbp
-        mov rbp, rsp
-        push rbx
-        push r12
-        mov rbx, rsi
-        mov r12, rdx
-        movsx edi, word ptr [rbx]
-        movsd xmm0, [rbx+8]
-        mov rsi, [rbx+0x10]
-        movss xmm1, [rbx+0x18]
+        push rdx
+        movsx edi, word ptr [rsi]
+        movsd xmm0, [rsi+8]
+        movss xmm1, [rsi+0x18]
+        mov rsi, [rsi+0x10]
         mov rax, 0x1122334455667788
         call rax
-        movsd [r12], xmm0
-        lea rsp, [rbp-0x10]
-        pop r12
-        pop rbx
-        pop rbp
+        pop rcx
+        movsd [rcx], xmm0
         ret
         ",
     );
@@ -222,32 +224,22 @@ fn sysv_struct_split_xmm0_edi() {
         ArgSource::Frame(&[0]),
         Target::Unbound,
         "
-        push rbp
-        mov rbp, rsp
-        push rbx
-        push r12
-        push r13
-        sub rsp, 8
-        mov rbx, rsi
-        mov r12, rdx
-        mov r13, rdi
-        movsd xmm0, [rbx]
-        mov edi, [rbx+8]
-        call r13
-        movsd [r12], xmm0
-        mov [r12+8], rax
-        lea rsp, [rbp-0x18]
-        pop r13
-        pop r12
-        pop rbx
-        pop rbp
+        mov rax, rdi
+        push rdx
+        movsd xmm0, [rsi]
+        mov edi, [rsi+8]
+        call rax
+        pop rcx
+        movsd [rcx], xmm0
+        mov [rcx+8], rax
         ret
         ",
     );
 }
 
 /// `void g(struct {char c[7];}, int)`, SysV, pointer mode, bound: the
-/// 7-byte struct in rdi is read as 4 + 2 + 1 bytes (never past its end).
+/// 7-byte struct in rdi is read as 4 + 2 + 1 bytes (never past its end),
+/// assembled with r11. Void result, no stack: a tail jump.
 #[test]
 fn sysv_seven_byte_piece() {
     let c7 = record(vec![Type::array(s(Scalar::I8), 7).unwrap()]);
@@ -263,12 +255,7 @@ fn sysv_seven_byte_piece() {
         ArgSource::Pointers,
         Target::Bound(0x1000),
         "
-        push rbp
-        mov rbp, rsp
-        push rbx
-        sub rsp, 8
-        mov rbx, rsi
-        mov r10, [rbx]
+        mov r10, [rsi]
         mov edi, [r10]
         movzx r11d, word ptr [r10+4]
         shl r11, 0x20
@@ -276,14 +263,10 @@ fn sysv_seven_byte_piece() {
         movzx r11d, byte ptr [r10+6]
         shl r11, 0x30
         or rdi, r11
-        mov r10, [rbx+8]
+        mov r10, [rsi+8]
         mov esi, [r10]
         mov rax, 0x1000
-        call rax
-        lea rsp, [rbp-8]
-        pop rbx
-        pop rbp
-        ret
+        jmp rax
         ",
     );
 }
@@ -339,8 +322,9 @@ fn sysv_memory_struct_on_stack() {
 }
 
 /// `struct {long long a,b,c;} f(int)` (DESIGN case 8), SysV: hidden result
-/// address = the caller's `ret` buffer in rdi, the int moves to esi;
-/// nothing is stored after the call.
+/// address = the caller's `ret` buffer (rdx at entry) in rdi, moved
+/// before any argument load, the int in esi; nothing is stored after the
+/// call, so it is a tail jump (the callee returns to our caller).
 #[test]
 fn sysv_sret() {
     let ll = s(Scalar::I64);
@@ -360,25 +344,11 @@ fn sysv_sret() {
         ArgSource::Pointers,
         Target::Unbound,
         "
-        push rbp
-        mov rbp, rsp
-        push rbx
-        push r12
-        push r13
-        sub rsp, 8
-        mov rbx, rsi
-        mov r12, rdx
-        mov r13, rdi
-        mov rdi, r12
-        mov r10, [rbx]
+        mov rax, rdi
+        mov rdi, rdx
+        mov r10, [rsi]
         mov esi, [r10]
-        call r13
-        lea rsp, [rbp-0x18]
-        pop r13
-        pop r12
-        pop rbx
-        pop rbp
-        ret
+        jmp rax
         ",
     );
 }
@@ -459,8 +429,9 @@ fn win64_shadow_space_and_byref_copy() {
 }
 
 /// `int printf(const char *, ..., int, double)`, SysV, bound, pointer
-/// mode: rdi, esi, xmm0, and al = 1 (psABI §3.5.7); the bound address goes
-/// through r11 because rax carries al.
+/// mode: rdi, esi, xmm0 (esi last: it overwrites `args`), and al = 1
+/// (psABI §3.5.7); the bound address goes through r11 because rax
+/// carries al.
 #[test]
 fn sysv_variadic_al() {
     let mut sig = Signature::new(
@@ -482,26 +453,18 @@ fn sysv_variadic_al() {
         ArgSource::Pointers,
         Target::Bound(0x40_1000),
         "
-        push rbp
-        mov rbp, rsp
-        push rbx
-        push r12
-        mov rbx, rsi
-        mov r12, rdx
-        mov r10, [rbx]
+        push rdx
+        mov r10, [rsi]
         mov rdi, [r10]
-        mov r10, [rbx+8]
-        mov esi, [r10]
-        mov r10, [rbx+0x10]
+        mov r10, [rsi+0x10]
         movsd xmm0, [r10]
+        mov r10, [rsi+8]
+        mov esi, [r10]
         mov eax, 1
         mov r11, 0x401000
         call r11
-        mov [r12], rax
-        lea rsp, [rbp-0x10]
-        pop r12
-        pop rbx
-        pop rbp
+        pop rcx
+        mov [rcx], rax
         ret
         ",
     );
@@ -575,27 +538,21 @@ fn sysv_complex_long_double_result() {
         ArgSource::Pointers,
         Target::Bound(0x2000),
         "
-        push rbp
-        mov rbp, rsp
-        push r12
-        sub rsp, 8
-        mov r12, rdx
+        push rdx
         mov rax, 0x2000
         call rax
-        fstp tbyte ptr [r12], st
-        fstp tbyte ptr [r12+0x10], st
-        lea rsp, [rbp-8]
-        pop r12
-        pop rbp
+        pop rcx
+        fstp tbyte ptr [rcx], st
+        fstp tbyte ptr [rcx+0x10], st
         ret
         ",
     );
 }
 
-/// The smallest trampoline, with addresses: `void f(void)`, bound.
-/// Encodings (Intel SDM): push rbp = 55; mov rbp, rsp = 48 89 e5;
-/// mov rax, imm64 = 48 b8 + 8 bytes; call rax = ff d0; mov rsp, rbp =
-/// 48 89 ec; pop rbp = 5d; ret = c3.
+/// The smallest trampoline, with addresses: `void f(void)`, bound: nothing
+/// before or after the call, so a tail jump with rsp as our caller left it.
+/// Encodings (Intel SDM): mov rax, imm64 = 48 b8 + 8 bytes; jmp rax =
+/// ff e0 (FF /4).
 #[test]
 fn void_void_bound_with_addresses() {
     let sig = Signature::new(Abi::SysV64, Type::Void, vec![]);
@@ -603,15 +560,12 @@ fn void_void_bound_with_addresses() {
     let code = emit_forward(&sig, &p, ArgSource::Pointers, Target::Bound(0xdead_beef)).unwrap();
     assert_eq!(
         disassemble(Isa::X86_64, &code, 0),
-        "0000  push rbp\n\
-         0001  mov rbp, rsp\n\
-         0004  mov rax, 0xdeadbeef\n\
-         000e  call rax\n\
-         0010  mov rsp, rbp\n\
-         0013  pop rbp\n\
-         0014  ret\n"
+        "0000  mov rax, 0xdeadbeef\n\
+         000a  jmp rax\n"
     );
-    assert_eq!(code.len(), 0x15);
+    assert_eq!(code.len(), 0xc);
+    assert_eq!(&code[..2], &[0x48, 0xb8]);
+    assert_eq!(&code[10..], &[0xff, 0xe0]);
 }
 
 /// `void f(struct {char c[5000];})`, SysV, bound: a 5000-byte MEMORY
@@ -714,7 +668,9 @@ fn refuses_what_it_cannot_emit() {
 /// `int f(int, ...)` called with `(2.5, 3)`, Win64 (DESIGN case 25;
 /// Microsoft x64 "Varargs": "floating-point values only, both the integer
 /// register and the floating-point register must contain the value"): ecx,
-/// 2.5 in xmm1 and rdx, 3 in r8d; 32 bytes of shadow space, no `al`.
+/// 2.5 in xmm1 and rdx, 3 in r8d; 32 bytes of shadow space, no `al`. The
+/// shadow space is reserved below the pushed `ret` (8 + 8 + 32 bytes: rsp
+/// 16-byte aligned at the call) and released before `ret` is popped.
 #[test]
 fn win64_variadic_float_duplicated() {
     let mut sig = Signature::new(
@@ -744,24 +700,17 @@ fn win64_variadic_float_duplicated() {
         ArgSource::Frame(&[0, 8, 16]),
         Target::Bound(0x1000),
         "
-        push rbp
-        mov rbp, rsp
-        push rbx
-        push r12
+        push rdx
         sub rsp, 0x20
-        mov rbx, rsi
-        mov r12, rdx
-        mov ecx, [rbx]
-        movsd xmm1, [rbx+8]
-        mov rdx, [rbx+8]
-        mov r8d, [rbx+0x10]
+        mov ecx, [rsi]
+        movsd xmm1, [rsi+8]
+        mov rdx, [rsi+8]
+        mov r8d, [rsi+0x10]
         mov rax, 0x1000
         call rax
-        mov [r12], rax
-        lea rsp, [rbp-0x10]
-        pop r12
-        pop rbx
-        pop rbp
+        add rsp, 0x20
+        pop rcx
+        mov [rcx], rax
         ret
         ",
     );
@@ -820,11 +769,131 @@ fn planner_output_for_tricky_cases_is_emittable() {
                         .unwrap_or_else(|e| panic!("{abi}: {d}: {e}\n{}", p.display(&sig)));
                     let text = disassemble(Isa::X86_64, &code, 0);
                     assert!(!text.contains("(bad)"), "{text}");
-                    assert!(text.ends_with("ret\n"), "{text}");
+                    // Either a call and a return, or a tail jump and no call.
+                    let tail = text.ends_with("jmp rax\n") || text.ends_with("jmp r11\n");
+                    assert!(
+                        text.ends_with("ret\n") || (tail && !text.contains("call")),
+                        "{text}"
+                    );
                     emitted += 1;
                 }
             }
         }
     }
     assert!(emitted >= 4 * 40, "only {emitted} trampolines emitted");
+}
+
+/// `void f(long long, long long)`, Win64, pointer mode, unbound: rcx, rdx
+/// and 32 bytes of shadow space (Microsoft x64 "Stack allocation"). No
+/// result to keep, but a Win64 callee may use the 32 bytes above its return
+/// address, so no tail jump: one `sub rsp, 40` (8 of padding + 32; rsp
+/// 16-byte aligned at the call).
+#[test]
+fn win64_void_shadow_space_no_tail_jump() {
+    let ll = s(Scalar::I64);
+    let sig = Signature::new(Abi::Win64, Type::Void, vec![ll.clone(), ll]);
+    let mut p = plan(
+        Abi::Win64,
+        vec![one(gpr(0, 8, RCX)), one(gpr(0, 8, RDX))],
+        RetPlan::Void,
+    );
+    p.stack_size = 32;
+    p.shadow_space = 32;
+    check(
+        &sig,
+        &p,
+        ArgSource::Pointers,
+        Target::Unbound,
+        "
+        mov rax, rdi
+        sub rsp, 0x28
+        mov r10, [rsi]
+        mov rcx, [r10]
+        mov r10, [rsi+8]
+        mov rdx, [r10]
+        call rax
+        add rsp, 0x28
+        ret
+        ",
+    );
+}
+
+/// `void g(int, ..., struct {char c[7];})`, SysV, pointer mode, unbound:
+/// edi, then the 7-byte struct in rsi (last), al = 0 (psABI §3.5.7). rax
+/// carries al, so the target waits in r11 and the 4 + 2 + 1-byte assembly
+/// uses rax (al is written after the last load).
+#[test]
+fn sysv_variadic_unbound_target_in_r11() {
+    let c7 = record(vec![Type::array(s(Scalar::I8), 7).unwrap()]);
+    let mut sig = Signature::new(Abi::SysV64, Type::Void, vec![s(Scalar::I32), c7]);
+    sig.fixed_args = 1;
+    sig.variadic = true;
+    let mut p = plan(
+        Abi::SysV64,
+        vec![one(gpr(0, 4, RDI)), one(gpr(0, 7, RSI))],
+        RetPlan::Void,
+    );
+    p.al = Some(0);
+    check(
+        &sig,
+        &p,
+        ArgSource::Pointers,
+        Target::Unbound,
+        "
+        mov r11, rdi
+        mov r10, [rsi]
+        mov edi, [r10]
+        mov r10, [rsi+8]
+        mov esi, [r10]
+        movzx eax, word ptr [r10+4]
+        shl rax, 0x20
+        or rsi, rax
+        movzx eax, byte ptr [r10+6]
+        shl rax, 0x30
+        or rsi, rax
+        mov eax, 0
+        jmp r11
+        ",
+    );
+}
+
+/// The same shape in frame mode (offsets 0 and 8), bound: the 7-byte rsi
+/// piece would be assembled from loads through rsi itself, so the general
+/// path is used (rbx = args; one push, 8 bytes of padding).
+#[test]
+fn frame_mode_multi_load_rsi_piece_takes_general_path() {
+    let c7 = record(vec![Type::array(s(Scalar::I8), 7).unwrap()]);
+    let sig = Signature::new(Abi::SysV64, Type::Void, vec![s(Scalar::I32), c7]);
+    let p = plan(
+        Abi::SysV64,
+        vec![one(gpr(0, 4, RDI)), one(gpr(0, 7, RSI))],
+        RetPlan::Void,
+    );
+    check(
+        &sig,
+        &p,
+        ArgSource::Frame(&[0, 8]),
+        Target::Bound(0x1000),
+        "
+        push rbp
+        mov rbp, rsp
+        push rbx
+        sub rsp, 8
+        mov rbx, rsi
+        mov edi, [rbx]
+        mov esi, [rbx+8]
+        movzx r11d, word ptr [rbx+0xc]
+        shl r11, 0x20
+        or rsi, r11
+        movzx r11d, byte ptr [rbx+0xe]
+        shl r11, 0x30
+        or rsi, r11
+        mov rax, 0x1000
+        call rax
+        lea rsp, [rbp-8]
+        pop rbx
+        pop rbp
+        ret
+        ",
+    );
 }

@@ -5,6 +5,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[path = "support/cdylib.rs"]
+mod cdylib;
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 #[test]
 fn readme_c_example_runs() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -16,12 +20,7 @@ fn readme_c_example_runs() {
     let c = tmp.join("readme_example.c");
     std::fs::write(&c, src).expect("write the example");
     let exe = tmp.join("readme_example");
-    let lib_dir = std::env::current_exe()
-        .expect("test path")
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>")
-        .to_path_buf();
+    let lib_dir = cdylib::lib_dir();
     let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()))
         .arg(format!("-I{}", root.join("include").display()))
         .arg(&c)

@@ -8,7 +8,18 @@
 //!                 void *ret /* rdx */);
 //! ```
 //!
-//! Code shape (every step driven by the plan, nothing decided here):
+//! Two code shapes, both driven by the plan (nothing is decided here):
+//!
+//! - The fast path, when every argument piece is in a register (see
+//!   `Emitter::emit_fast`): no frame pointer and no callee-saved register,
+//!   `args` read through rsi (the rsi piece last), the target in rax or r11,
+//!   `ret` pushed and popped into rcx after the call, and a tail jump when
+//!   nothing follows the call. It is as short as a compiled wrapper of the
+//!   same interface (gcc -O2 for `*r = f(*a[0], *a[1], *a[2])`).
+//! - The general path, for stack pieces, by-reference copies and large
+//!   frames, below.
+//!
+//! General path:
 //!
 //! 1. Prologue: `push rbp; mov rbp, rsp`, then push the callee-saved
 //!    registers that keep the trampoline's own parameters across the call
@@ -89,6 +100,46 @@ const PAGE: u32 = 4096;
 
 type Asm = VecAssembler<X64Relocation>;
 
+/// Emits one instruction whose memory operand is written `[@]`, addressing
+/// `[base + disp]` with the shortest encoding: a static base register (no
+/// SIB byte, which dynasm emits for every dynamic base) and no displacement
+/// or an 8-bit one when it fits (dynasm sizes a displacement when the macro
+/// expands, so a runtime value gets 32 bits unless marked `BYTE`).
+///
+/// `mem!(self.ops, base, disp; mov Rq(dst), QWORD [@])`
+macro_rules! mem {
+    ($ops:expr, $base:expr, $disp:expr; $($ins:tt)*) => {{
+        let base: u8 = $base;
+        let disp: i32 = $disp;
+        match (base, disp, i8::try_from(disp)) {
+            (R10, 0, _) => mem!(@put $ops, [r10]; [] $($ins)*),
+            (R10, _, Ok(d8)) => mem!(@put $ops, [BYTE r10 + d8]; [] $($ins)*),
+            (R10, d, Err(_)) => mem!(@put $ops, [r10 + d]; [] $($ins)*),
+            (RSI, 0, _) => mem!(@put $ops, [rsi]; [] $($ins)*),
+            (RSI, _, Ok(d8)) => mem!(@put $ops, [BYTE rsi + d8]; [] $($ins)*),
+            (RSI, d, Err(_)) => mem!(@put $ops, [rsi + d]; [] $($ins)*),
+            (RCX, 0, _) => mem!(@put $ops, [rcx]; [] $($ins)*),
+            (RCX, _, Ok(d8)) => mem!(@put $ops, [BYTE rcx + d8]; [] $($ins)*),
+            (RCX, d, Err(_)) => mem!(@put $ops, [rcx + d]; [] $($ins)*),
+            (RBX, 0, _) => mem!(@put $ops, [rbx]; [] $($ins)*),
+            (RBX, _, Ok(d8)) => mem!(@put $ops, [BYTE rbx + d8]; [] $($ins)*),
+            (RBX, d, Err(_)) => mem!(@put $ops, [rbx + d]; [] $($ins)*),
+            (R12, 0, _) => mem!(@put $ops, [r12]; [] $($ins)*),
+            (R12, _, Ok(d8)) => mem!(@put $ops, [BYTE r12 + d8]; [] $($ins)*),
+            (R12, d, Err(_)) => mem!(@put $ops, [r12 + d]; [] $($ins)*),
+            (b, _, Ok(d8)) => mem!(@put $ops, [BYTE Rq(b) + d8]; [] $($ins)*),
+            (b, d, Err(_)) => mem!(@put $ops, [Rq(b) + d]; [] $($ins)*),
+        }
+    }};
+    // Copies the instruction's tokens up to `[@]`, puts the operand there.
+    (@put $ops:expr, $m:tt; [$($pre:tt)*] [@] $($post:tt)*) => {
+        dynasm!($ops ; .arch x64 ; $($pre)* $m $($post)*)
+    };
+    (@put $ops:expr, $m:tt; [$($pre:tt)*] $t:tt $($rest:tt)*) => {
+        mem!(@put $ops, $m; [$($pre)* $t] $($rest)*)
+    };
+}
+
 fn err<T>(msg: impl Into<String>) -> Result<T, EmitError> {
     Err(EmitError(msg.into()))
 }
@@ -154,6 +205,9 @@ pub fn emit_forward(
         plan,
         source,
         copy_base: plan.stack_size as i64,
+        args_reg: ARGS,
+        ret_reg: RET,
+        scratch: [R11, RAX],
     };
     e.emit(target)?;
     e.ops
@@ -168,10 +222,191 @@ struct Emitter<'a> {
     source: ArgSource<'a>,
     /// Offset of the copy area from rsp (just above the argument area).
     copy_base: i64,
+    /// Register holding `args` while arguments are loaded.
+    args_reg: u8,
+    /// Register holding `ret` when results are stored.
+    ret_reg: u8,
+    /// Scratch registers for loads that need them (a piece assembled from
+    /// several loads; a short piece for an XMM register): never an argument
+    /// register, the target, `args_reg` or the value pointer.
+    scratch: [u8; 2],
+}
+
+/// Registers of the fast path (see [`Emitter::fast_path`]).
+struct Fast {
+    /// Where an unbound target is kept until the call (rax, or r11 when
+    /// rax carries `al`); the register a bound address is loaded into.
+    target: u8,
+    /// Whether `ret` is needed after the call.
+    keep_ret: bool,
 }
 
 impl Emitter<'_> {
     fn emit(&mut self, target: Target) -> Result<(), EmitError> {
+        match self.fast_path(target) {
+            Some(f) => self.emit_fast(target, f),
+            None => self.emit_general(target),
+        }
+    }
+
+    /// Decides whether the plan fits the fast path: every argument piece in
+    /// a register (no stack pieces, no by-reference copies; a Win64 shadow
+    /// space is fine), so nothing runs before the register loads and the
+    /// trampoline needs no callee-saved register: `args` stays in rsi (the
+    /// rsi piece is loaded last), the target moves to rax or r11 (neither is
+    /// an argument register in either convention), and `ret` is pushed,
+    /// which is also the 8 bytes that align the stack. Sets the registers
+    /// the loads use; `None` when the plan needs the general path.
+    fn fast_path(&mut self, target: Target) -> Option<Fast> {
+        let plan = self.plan;
+        let frame_mode = matches!(self.source, ArgSource::Frame(_));
+        if plan.copy_area_size != 0 || plan.stack_size >= PAGE {
+            return None;
+        }
+        let tgt = if plan.al.is_some() { R11 } else { RAX };
+        // Scratch left for the loads: rax and r11 less the target's (rax's
+        // `al` is written after the last load), and r10 in frame mode where
+        // no value pointer is needed.
+        let mut free: Vec<u8> = [R11, RAX]
+            .into_iter()
+            .filter(|&r| target != Target::Unbound || r != tgt)
+            .collect();
+        if frame_mode {
+            free.push(R10);
+        }
+        let mut need = 0;
+        for arg in &plan.args {
+            match arg {
+                ArgPlan::Ignored => {}
+                ArgPlan::ByRef { .. } => return None,
+                ArgPlan::Direct(parts) => {
+                    for p in parts {
+                        let sign = matches!(p.ext, Ext::Sign(b) if u32::from(b) > p.size * 8);
+                        let multi = !sign && matches!(p.size, 3 | 5 | 6 | 7);
+                        match p.loc {
+                            Loc::Stack(_) => return None,
+                            // In frame mode an rsi piece is read through rsi:
+                            // it must be a single load.
+                            Loc::Reg(Reg::Gpr(RSI)) if multi && frame_mode => return None,
+                            Loc::Reg(Reg::Gpr(_)) if multi => need = need.max(1),
+                            Loc::Reg(Reg::Fpr(_)) if (1..=7).contains(&p.size) => {
+                                need = need.max(if multi { 2 } else { 1 })
+                            }
+                            Loc::Reg(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+        if need > free.len() {
+            return None;
+        }
+        let keep_ret = match &plan.ret {
+            RetPlan::Void => false,
+            RetPlan::Direct(parts) => !parts.is_empty(),
+            RetPlan::Indirect { ptr_in, .. } => match ptr_in {
+                // The sret move runs first and reads rdx; it must not
+                // overwrite rsi (the arguments) or the target.
+                Loc::Reg(Reg::Gpr(n)) if ARG_GPRS.contains(n) && *n != RSI => false,
+                _ => return None,
+            },
+        };
+        self.args_reg = RSI;
+        // Direct results are stored through rcx, popped after the call (not
+        // a result register in either convention); an sret address is
+        // moved from rdx before any argument register is loaded.
+        self.ret_reg = if keep_ret { RCX } else { RDX };
+        self.scratch = [free[0], *free.get(1).unwrap_or(&free[0])];
+        Some(Fast {
+            target: tgt,
+            keep_ret,
+        })
+    }
+
+    /// The fast path (see [`Emitter::fast_path`]):
+    ///
+    /// ```text
+    /// mov rax/r11, rdi        ; unbound target
+    /// push rdx                ; ret, and rsp = 0 (mod 16)   | sub rsp, 8
+    /// sub rsp, stack_size     ; Win64 shadow space
+    /// mov rdi/rcx, rdx        ; sret address
+    /// ...register loads, rsi last...
+    /// mov eax, al
+    /// call target             ; or jmp: see below
+    /// add rsp, stack_size
+    /// pop rcx                 ; ret
+    /// ...stores through rcx...
+    /// ret
+    /// ```
+    ///
+    /// When nothing is needed after the call (no result to store, no stack
+    /// area to reserve) the call is a tail jump: rsp is then exactly as our
+    /// caller left it (8 mod 16 with its return address on top), which is
+    /// what the target expects at entry, and it returns straight to our
+    /// caller. Not for Win64, whose 32-byte shadow space must be reserved
+    /// above the return address (never the case: stack_size is then 32).
+    fn emit_fast(&mut self, target: Target, f: Fast) -> Result<(), EmitError> {
+        let plan = self.plan;
+        let t = f.target;
+        if target == Target::Unbound {
+            dynasm!(self.ops ; .arch x64 ; mov Rq(t), rdi);
+        }
+        let tail = !f.keep_ret && plan.stack_size == 0;
+        // At entry rsp = 8 (mod 16); stack_size is a multiple of 16
+        // (validated). SysV psABI §3.2.2 / Microsoft x64 "Stack
+        // allocation": rsp is 16-byte aligned at the call.
+        let mut sub = plan.stack_size as i32;
+        if f.keep_ret {
+            dynasm!(self.ops ; .arch x64 ; push rdx);
+        } else if !tail {
+            sub += 8;
+        }
+        self.add_rsp(-sub);
+
+        self.register_phase()?;
+
+        if let Some(al) = plan.al {
+            // SysV psABI §3.5.7: for a variadic call, %al is an upper bound
+            // on the number of vector registers used.
+            dynasm!(self.ops ; .arch x64 ; mov eax, al as i32);
+        }
+        if let Target::Bound(addr) = target {
+            dynasm!(self.ops ; .arch x64 ; mov Rq(t), QWORD addr as i64);
+        }
+        match (tail, t) {
+            (true, RAX) => dynasm!(self.ops ; .arch x64 ; jmp rax),
+            (true, _) => dynasm!(self.ops ; .arch x64 ; jmp r11),
+            (false, RAX) => dynasm!(self.ops ; .arch x64 ; call rax),
+            (false, _) => dynasm!(self.ops ; .arch x64 ; call r11),
+        }
+        if tail {
+            return Ok(());
+        }
+        self.add_rsp(sub);
+        if f.keep_ret {
+            dynasm!(self.ops ; .arch x64 ; pop rcx);
+            self.result_phase()?;
+        }
+        dynasm!(self.ops ; .arch x64 ; ret);
+        Ok(())
+    }
+
+    /// `add rsp, n` (or `sub` for negative `n`), with the short immediate
+    /// when it fits; nothing for 0.
+    fn add_rsp(&mut self, n: i32) {
+        let m = n.unsigned_abs();
+        match (n > 0, i8::try_from(m)) {
+            _ if n == 0 => {}
+            (true, Ok(b)) => dynasm!(self.ops ; .arch x64 ; add rsp, BYTE b),
+            (false, Ok(b)) => dynasm!(self.ops ; .arch x64 ; sub rsp, BYTE b),
+            (true, Err(_)) => dynasm!(self.ops ; .arch x64 ; add rsp, m as i32),
+            (false, Err(_)) => dynasm!(self.ops ; .arch x64 ; sub rsp, m as i32),
+        }
+    }
+
+    /// The general path: any plan, with stack pieces, by-reference copies
+    /// and large frames.
+    fn emit_general(&mut self, target: Target) -> Result<(), EmitError> {
         let plan = self.plan;
         let uses_args = plan.args.iter().any(|a| !matches!(a, ArgPlan::Ignored));
         let uses_ret = !matches!(plan.ret, RetPlan::Void);
@@ -298,10 +533,10 @@ impl Emitter<'_> {
         match self.source {
             ArgSource::Pointers => {
                 let d = disp(0, (i as u32).saturating_mul(8))?;
-                dynasm!(self.ops ; .arch x64 ; mov Rq(VALPTR), [Rq(ARGS) + d]);
+                mem!(self.ops, self.args_reg, d; mov Rq(VALPTR), [@]);
                 Ok((VALPTR, 0))
             }
-            ArgSource::Frame(offsets) => Ok((ARGS, offsets[i] as i64)),
+            ArgSource::Frame(offsets) => Ok((self.args_reg, offsets[i] as i64)),
         }
     }
 
@@ -315,7 +550,7 @@ impl Emitter<'_> {
         } = plan.ret
         {
             let d = disp(0, off)?;
-            dynasm!(self.ops ; .arch x64 ; mov [rsp + d], Rq(RET));
+            dynasm!(self.ops ; .arch x64 ; mov [rsp + d], Rq(self.ret_reg));
         }
         for (i, arg) in plan.args.iter().enumerate() {
             match arg {
@@ -384,16 +619,27 @@ impl Emitter<'_> {
         } = plan.ret
         {
             let n = arg_gpr(r, "the result address")?;
-            dynasm!(self.ops ; .arch x64 ; mov Rq(n), Rq(RET));
+            dynasm!(self.ops ; .arch x64 ; mov Rq(n), Rq(self.ret_reg));
         }
-        for (i, arg) in plan.args.iter().enumerate() {
-            match arg {
+        // When `args` is still in rsi (the fast path), the argument with a
+        // piece for rsi goes last, and that piece last of its argument: every
+        // other load still reads through rsi.
+        let mut order: Vec<usize> = (0..plan.args.len()).collect();
+        if self.args_reg == RSI {
+            order.sort_by_key(|&i| loads_rsi(&plan.args[i]));
+        }
+        for i in order {
+            match &plan.args[i] {
                 ArgPlan::Ignored => {}
                 ArgPlan::Direct(parts) => {
                     if !parts.iter().any(|p| matches!(p.loc, Loc::Reg(_))) {
                         continue;
                     }
                     let (base, vd) = self.value_base(i)?;
+                    let mut parts: Vec<&Part> = parts.iter().collect();
+                    if self.args_reg == RSI {
+                        parts.sort_by_key(|p| p.loc == Loc::Reg(Reg::Gpr(RSI)));
+                    }
                     for p in parts {
                         let Loc::Reg(r) = p.loc else { continue };
                         let src = disp(vd, p.offset)?;
@@ -424,20 +670,21 @@ impl Emitter<'_> {
         match (r, p.class) {
             (Reg::Gpr(_), PartClass::Int | PartClass::Float | PartClass::Memory) => {
                 let n = arg_gpr(r, &format!("argument {}", i + 1))?;
-                self.load_gpr(n, R11, base, src, p.size, p.ext, i)
+                self.load_gpr(n, self.scratch[0], base, src, p.size, p.ext, i)
             }
             (Reg::Fpr(x), PartClass::Float | PartClass::Int | PartClass::Memory) if x < 16 => {
                 if p.ext != Ext::None {
                     return err(format!("argument {}: extension in an XMM register", i + 1));
                 }
                 match p.size {
-                    4 => dynasm!(self.ops ; .arch x64 ; movss Rx(x), DWORD [Rq(base) + src]),
-                    8 => dynasm!(self.ops ; .arch x64 ; movsd Rx(x), QWORD [Rq(base) + src]),
+                    4 => mem!(self.ops, base, src; movss Rx(x), DWORD [@]),
+                    8 => mem!(self.ops, base, src; movsd Rx(x), QWORD [@]),
                     // A whole vector register (e.g. `__m128`): exactly 16 bytes.
-                    16 => dynasm!(self.ops ; .arch x64 ; movups Rx(x), OWORD [Rq(base) + src]),
+                    16 => mem!(self.ops, base, src; movups Rx(x), OWORD [@]),
                     1..=7 => {
-                        self.load_gpr(R11, RAX, base, src, p.size, Ext::None, i)?;
-                        dynasm!(self.ops ; .arch x64 ; movq Rx(x), Rq(R11));
+                        let [t0, t1] = self.scratch;
+                        self.load_gpr(t0, t1, base, src, p.size, Ext::None, i)?;
+                        dynasm!(self.ops ; .arch x64 ; movq Rx(x), Rq(t0));
                     }
                     n => {
                         return err(format!(
@@ -477,11 +724,11 @@ impl Emitter<'_> {
         };
         if let Some(bits) = sign_bits {
             match (size, bits > 32) {
-                (1, false) => dynasm!(self.ops ; .arch x64 ; movsx Rd(dst), BYTE [Rq(base) + src]),
-                (1, true) => dynasm!(self.ops ; .arch x64 ; movsx Rq(dst), BYTE [Rq(base) + src]),
-                (2, false) => dynasm!(self.ops ; .arch x64 ; movsx Rd(dst), WORD [Rq(base) + src]),
-                (2, true) => dynasm!(self.ops ; .arch x64 ; movsx Rq(dst), WORD [Rq(base) + src]),
-                (4, true) => dynasm!(self.ops ; .arch x64 ; movsxd Rq(dst), DWORD [Rq(base) + src]),
+                (1, false) => mem!(self.ops, base, src; movsx Rd(dst), BYTE [@]),
+                (1, true) => mem!(self.ops, base, src; movsx Rq(dst), BYTE [@]),
+                (2, false) => mem!(self.ops, base, src; movsx Rd(dst), WORD [@]),
+                (2, true) => mem!(self.ops, base, src; movsx Rq(dst), WORD [@]),
+                (4, true) => mem!(self.ops, base, src; movsxd Rq(dst), DWORD [@]),
                 _ => {
                     return err(format!(
                         "argument {}: sign extension of a {size}-byte piece to {bits} bits",
@@ -493,7 +740,7 @@ impl Emitter<'_> {
         }
         // Zero extension (or none): the loads below leave the upper bits zero.
         if size == 8 {
-            dynasm!(self.ops ; .arch x64 ; mov Rq(dst), QWORD [Rq(base) + src]);
+            mem!(self.ops, base, src; mov Rq(dst), QWORD [@]);
             return Ok(());
         }
         if size == 0 || size > 8 {
@@ -508,9 +755,9 @@ impl Emitter<'_> {
                 .ok_or_else(|| EmitError("displacement overflow".into()))?;
             let r = if k == 0 { dst } else { tmp };
             match c {
-                4 => dynasm!(self.ops ; .arch x64 ; mov Rd(r), DWORD [Rq(base) + d]),
-                2 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), WORD [Rq(base) + d]),
-                _ => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), BYTE [Rq(base) + d]),
+                4 => mem!(self.ops, base, d; mov Rd(r), DWORD [@]),
+                2 => mem!(self.ops, base, d; movzx Rd(r), WORD [@]),
+                _ => mem!(self.ops, base, d; movzx Rd(r), BYTE [@]),
             }
             if k > 0 {
                 let sh = (off * 8) as i8;
@@ -534,10 +781,10 @@ impl Emitter<'_> {
                 .checked_add(off as i32)
                 .ok_or_else(|| EmitError("displacement overflow".into()))?;
             match c {
-                8 => dynasm!(self.ops ; .arch x64 ; mov QWORD [Rq(base) + d], Rq(src)),
-                4 => dynasm!(self.ops ; .arch x64 ; mov DWORD [Rq(base) + d], Rd(src)),
-                2 => dynasm!(self.ops ; .arch x64 ; mov WORD [Rq(base) + d], Rw(src)),
-                _ => dynasm!(self.ops ; .arch x64 ; mov BYTE [Rq(base) + d], Rb(src)),
+                8 => mem!(self.ops, base, d; mov QWORD [@], Rq(src)),
+                4 => mem!(self.ops, base, d; mov DWORD [@], Rd(src)),
+                2 => mem!(self.ops, base, d; mov WORD [@], Rw(src)),
+                _ => mem!(self.ops, base, d; mov BYTE [@], Rb(src)),
             }
             if k < last {
                 let sh = (c * 8) as i8;
@@ -603,6 +850,7 @@ impl Emitter<'_> {
             return Ok(());
         };
         let buf = self.sig.ret_buffer_size() as u64;
+        let ret = self.ret_reg;
         let mut x87: Vec<&Part> = Vec::new();
         for p in parts {
             let d = disp(0, p.offset)?;
@@ -614,19 +862,19 @@ impl Emitter<'_> {
                     // The buffer is the result's size rounded up to 8, so a
                     // whole-register store at an 8-aligned offset fits.
                     if p.offset % 8 == 0 && p.offset as u64 + 8 <= buf {
-                        dynasm!(self.ops ; .arch x64 ; mov QWORD [Rq(RET) + d], Rq(n));
+                        mem!(self.ops, ret, d; mov QWORD [@], Rq(n));
                     } else {
-                        self.store_gpr(n, RET, d, p.size)?;
+                        self.store_gpr(n, ret, d, p.size)?;
                     }
                 }
                 Loc::Reg(Reg::Fpr(x)) if x < 16 => match p.size {
-                    4 => dynasm!(self.ops ; .arch x64 ; movss DWORD [Rq(RET) + d], Rx(x)),
-                    8 => dynasm!(self.ops ; .arch x64 ; movsd QWORD [Rq(RET) + d], Rx(x)),
+                    4 => mem!(self.ops, ret, d; movss DWORD [@], Rx(x)),
+                    8 => mem!(self.ops, ret, d; movsd QWORD [@], Rx(x)),
                     // Win64 returns `__int128` in xmm0 (gcc, clang); `__m128`.
-                    16 => dynasm!(self.ops ; .arch x64 ; movups OWORD [Rq(RET) + d], Rx(x)),
+                    16 => mem!(self.ops, ret, d; movups OWORD [@], Rx(x)),
                     1..=7 => {
                         dynasm!(self.ops ; .arch x64 ; movq Rq(R11), Rx(x));
-                        self.store_gpr(R11, RET, d, p.size)?;
+                        self.store_gpr(R11, ret, d, p.size)?;
                     }
                     n => return err(format!("result: {n}-byte piece in an XMM register")),
                 },
@@ -646,9 +894,18 @@ impl Emitter<'_> {
                 return err(format!("result: unsupported x87 piece {:?}", p.loc));
             }
             let d = disp(0, p.offset)?;
-            dynasm!(self.ops ; .arch x64 ; fstp TWORD [Rq(RET) + d]);
+            mem!(self.ops, ret, d; fstp TWORD [@]);
         }
         Ok(())
+    }
+}
+
+/// Whether an argument has a piece for rsi.
+fn loads_rsi(arg: &ArgPlan) -> bool {
+    match arg {
+        ArgPlan::Direct(parts) => parts.iter().any(|p| p.loc == Loc::Reg(Reg::Gpr(RSI))),
+        ArgPlan::ByRef { ptr, .. } => *ptr == Loc::Reg(Reg::Gpr(RSI)),
+        ArgPlan::Ignored => false,
     }
 }
 

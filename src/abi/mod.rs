@@ -8,7 +8,6 @@
 //! This layer never emits code and never mentions an instruction encoding;
 //! the emitters in `arch/` never decide where an argument goes.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::types::{Abi, Isa, Signature, Type};
@@ -218,6 +217,64 @@ pub fn align_up(x: u32, a: u32) -> u32 {
     x.div_ceil(a) * a
 }
 
+/// Which value a location belongs to, for validation messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Arg(usize),
+    Result,
+    ResultAddress,
+}
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Who::Arg(i) => write!(f, "argument {}", i + 1),
+            Who::Result => f.write_str("result"),
+            Who::ResultAddress => f.write_str("result address"),
+        }
+    }
+}
+
+/// Locations taken so far while validating (small: linear search).
+#[derive(Default)]
+struct Seen {
+    regs: Vec<(Reg, Who)>,
+    stack: Vec<(u32, u32, Who)>,
+}
+
+/// Every piece inside the value, register pieces at most 16 bytes, and
+/// every byte of the value covered (by sorted intervals: values can be up
+/// to 1 GiB).
+fn check_parts(parts: &[Part], ty: &Type, who: Who) -> Result<(), PlanError> {
+    let size = ty.size();
+    let mut spans: Vec<(u32, u32)> = Vec::with_capacity(parts.len());
+    for p in parts {
+        if p.size == 0 || p.offset as u64 + p.size as u64 > size as u64 {
+            return Err(PlanError(format!(
+                "{who}: piece {}..{} outside the value",
+                p.offset,
+                p.offset as u64 + p.size as u64
+            )));
+        }
+        if matches!(p.loc, Loc::Reg(_)) && p.size > 16 {
+            return Err(PlanError(format!("{who}: {}-byte register piece", p.size)));
+        }
+        spans.push((p.offset, p.offset + p.size));
+    }
+    spans.sort_unstable();
+    let mut reached = 0u32;
+    for (start, end) in spans {
+        if start > reached {
+            break;
+        }
+        reached = reached.max(end);
+    }
+    if reached < size {
+        return Err(PlanError(format!("{who}: byte {reached} is not passed")));
+    }
+    Ok(())
+}
+
 impl CallPlan {
     /// Checks the plan's invariants against its signature:
     /// - one plan per argument;
@@ -242,91 +299,7 @@ impl CallPlan {
         if self.stack_size % 16 != 0 || self.copy_area_size % 16 != 0 {
             return err("stack or copy area not a multiple of 16".into());
         }
-        let mut regs: BTreeMap<Reg, String> = BTreeMap::new();
-        let mut stack: Vec<(u32, u32, String)> = Vec::new();
-        let mut use_reg = |r: Reg, who: &str| -> Result<(), PlanError> {
-            if let Some(prev) = regs.insert(r, who.to_string()) {
-                if prev != who {
-                    return Err(PlanError(format!(
-                        "{} used by both {prev} and {who}",
-                        reg_name(self.abi, r, 8)
-                    )));
-                }
-                return Err(PlanError(format!(
-                    "{} used twice by {who}",
-                    reg_name(self.abi, r, 8)
-                )));
-            }
-            Ok(())
-        };
-        let mut check_loc = |loc: Loc,
-                             size: u32,
-                             who: &str,
-                             use_reg: &mut dyn FnMut(Reg, &str) -> Result<(), PlanError>|
-         -> Result<(), PlanError> {
-            match loc {
-                Loc::Reg(r) => use_reg(r, who),
-                Loc::Stack(off) => {
-                    let min_align = match self.abi {
-                        Abi::AppleArm64 => size.clamp(1, 8).next_power_of_two().min(8),
-                        _ => 8,
-                    };
-                    if off % min_align != 0 {
-                        return Err(PlanError(format!(
-                            "{who}: stack offset {off} not {min_align}-aligned"
-                        )));
-                    }
-                    if off < self.shadow_space || off + size > self.stack_size {
-                        return Err(PlanError(format!(
-                            "{who}: stack bytes {off}..{} outside the argument area {}..{}",
-                            off + size,
-                            self.shadow_space,
-                            self.stack_size
-                        )));
-                    }
-                    for (o, s, w) in &stack {
-                        if off < o + s && *o < off + size {
-                            return Err(PlanError(format!(
-                                "stack bytes {off}..{} of {who} overlap {w}",
-                                off + size
-                            )));
-                        }
-                    }
-                    stack.push((off, size, who.to_string()));
-                    Ok(())
-                }
-            }
-        };
-        let check_parts = |parts: &[Part], ty: &Type, who: &str| -> Result<(), PlanError> {
-            let size = ty.size();
-            let mut spans: Vec<(u32, u32)> = Vec::with_capacity(parts.len());
-            for p in parts {
-                if p.size == 0 || p.offset + p.size > size {
-                    return Err(PlanError(format!(
-                        "{who}: piece {}..{} outside the value",
-                        p.offset,
-                        p.offset + p.size
-                    )));
-                }
-                if matches!(p.loc, Loc::Reg(_)) && p.size > 16 {
-                    return Err(PlanError(format!("{who}: {}-byte register piece", p.size)));
-                }
-                spans.push((p.offset, p.offset + p.size));
-            }
-            // Coverage by sorted intervals (values can be up to 1 GiB).
-            spans.sort_unstable();
-            let mut reached = 0u32;
-            for (start, end) in spans {
-                if start > reached {
-                    break;
-                }
-                reached = reached.max(end);
-            }
-            if reached < size {
-                return Err(PlanError(format!("{who}: byte {reached} is not passed")));
-            }
-            Ok(())
-        };
+        let mut seen = Seen::default();
         match &self.ret {
             RetPlan::Void => {
                 if !sig.ret.is_void() && sig.ret.size() != 0 {
@@ -334,27 +307,29 @@ impl CallPlan {
                 }
             }
             RetPlan::Direct(parts) => {
-                check_parts(parts, &sig.ret, "result")?;
+                check_parts(parts, &sig.ret, Who::Result)?;
                 if parts.iter().any(|p| !matches!(p.loc, Loc::Reg(_))) {
                     return err("result piece on the stack".into());
                 }
+                // Result registers are outputs: they may coincide with
+                // argument registers, so they are not recorded in `seen`.
             }
             RetPlan::Indirect { ptr_in, .. } => {
-                check_loc(*ptr_in, 8, "result address", &mut use_reg)?;
+                self.check_loc(&mut seen, *ptr_in, 8, Who::ResultAddress)?;
             }
         }
         let mut copies: Vec<(u32, u32)> = Vec::new();
         for (i, (a, ty)) in self.args.iter().zip(&sig.args).enumerate() {
-            let who = format!("argument {}", i + 1);
+            let who = Who::Arg(i);
             match a {
                 ArgPlan::Direct(parts) => {
-                    check_parts(parts, ty, &who)?;
+                    check_parts(parts, ty, who)?;
                     for p in parts {
-                        check_loc(p.loc, p.size, &who, &mut use_reg)?;
+                        self.check_loc(&mut seen, p.loc, p.size, who)?;
                     }
                 }
                 ArgPlan::ByRef { ptr, copy_offset } => {
-                    check_loc(*ptr, 8, &who, &mut use_reg)?;
+                    self.check_loc(&mut seen, *ptr, 8, who)?;
                     let end = copy_offset + ty.size();
                     if copy_offset % 16 != 0 || end > self.copy_area_size {
                         return err(format!(
@@ -375,6 +350,57 @@ impl CallPlan {
             }
         }
         Ok(())
+    }
+
+    /// Records one location, checking it against everything seen so far.
+    fn check_loc(&self, seen: &mut Seen, loc: Loc, size: u32, who: Who) -> Result<(), PlanError> {
+        match loc {
+            Loc::Reg(r) => {
+                if let Some((_, prev)) = seen.regs.iter().find(|(reg, _)| *reg == r) {
+                    let name = reg_name(self.abi, r, 8);
+                    return Err(PlanError(if *prev == who {
+                        format!("{name} used twice by {who}")
+                    } else {
+                        format!("{name} used by both {prev} and {who}")
+                    }));
+                }
+                seen.regs.push((r, who));
+                Ok(())
+            }
+            Loc::Stack(off) => {
+                // Stack slots are 8-byte aligned, except Apple arm64, which
+                // packs stack arguments by their natural alignment.
+                let min_align = match self.abi {
+                    Abi::AppleArm64 => size.clamp(1, 8).next_power_of_two().min(8),
+                    _ => 8,
+                };
+                if off % min_align != 0 {
+                    return Err(PlanError(format!(
+                        "{who}: stack offset {off} not {min_align}-aligned"
+                    )));
+                }
+                if off < self.shadow_space || off as u64 + size as u64 > self.stack_size as u64 {
+                    return Err(PlanError(format!(
+                        "{who}: stack bytes {off}..{} outside the argument area {}..{}",
+                        off as u64 + size as u64,
+                        self.shadow_space,
+                        self.stack_size
+                    )));
+                }
+                if let Some((_, _, w)) = seen
+                    .stack
+                    .iter()
+                    .find(|(o, s, _)| off < o + s && *o < off + size)
+                {
+                    return Err(PlanError(format!(
+                        "stack bytes {off}..{} of {who} overlap {w}",
+                        off + size
+                    )));
+                }
+                seen.stack.push((off, size, who));
+                Ok(())
+            }
+        }
     }
 
     /// The plan as readable text, naming registers as the ABI documents do.

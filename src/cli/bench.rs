@@ -350,6 +350,136 @@ fn fmt_ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+// ---- Closures: creation and upcalls. ----
+
+/// The jitffi handler for `int f(int, int)`: adds its arguments.
+extern "C" fn jit_add_handler(_ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_void) {
+    // SAFETY: called by an int(int, int) closure: two int pointers, an int
+    // result buffer.
+    unsafe {
+        let (a, b) = (*(*args as *const i32), *(*args.add(1) as *const i32));
+        *(ret as *mut i32) = a.wrapping_add(b);
+    }
+}
+
+/// The same handler in libffi's shape.
+unsafe extern "C" fn ffi_add_handler(
+    _cif: *mut c_void,
+    ret: *mut c_void,
+    args: *mut *mut c_void,
+    _user: *mut c_void,
+) {
+    // SAFETY: as above; libffi widens int results to ffi_arg (8 bytes).
+    unsafe {
+        let (a, b) = (*(*args as *const i32), *(*args.add(1) as *const i32));
+        *(ret as *mut i64) = a.wrapping_add(b) as i64;
+    }
+}
+
+#[inline(never)]
+extern "C" fn add2(a: i32, b: i32) -> i32 {
+    a.wrapping_add(b)
+}
+
+/// Closure rows: create + free, and an upcall of `int(int, int)`.
+pub struct ClosureRows {
+    pub create_jitffi: f64,
+    pub create_libffi: Option<f64>,
+    pub call_direct: f64,
+    pub call_jitffi: f64,
+    pub call_libffi: Option<f64>,
+}
+
+pub fn measure_closures(
+    abi: Abi,
+    calls: u64,
+    libffi: Option<&Arc<Libffi>>,
+) -> Result<ClosureRows, String> {
+    const SAMPLES: usize = 9;
+    let sig =
+        jitffi::cdecl::parse_signature("int add2(int, int)", abi).map_err(|e| e.to_string())?;
+    let creations = (calls / 20).max(1000);
+    let create_jitffi = measure(creations, SAMPLES, |n| {
+        for _ in 0..n {
+            // SAFETY: the handler implements int(int, int) and needs no ctx.
+            let c = unsafe {
+                jitffi::closure::Closure::new_raw(&sig, jit_add_handler, std::ptr::null_mut())
+            };
+            drop(black_box(c));
+        }
+    });
+    let cif = match libffi.map(|l| l.prepare(&sig)) {
+        Some(Ok(cif)) => Some(cif),
+        _ => None,
+    };
+    let create_libffi = cif.as_ref().map(|cif| {
+        measure(creations, SAMPLES, |n| {
+            for _ in 0..n {
+                // SAFETY: the handler implements the cif's int(int, int).
+                drop(black_box(unsafe {
+                    cif.closure(ffi_add_handler, std::ptr::null_mut())
+                }));
+            }
+        })
+    });
+    type Add2 = unsafe extern "C" fn(i32, i32) -> i32;
+    let upcall = |f: Add2| {
+        measure(calls, SAMPLES, |n| {
+            let f = black_box(f);
+            for i in 0..n {
+                // SAFETY: f is an int(int, int) function for the whole loop.
+                black_box(unsafe { f(black_box(i as i32), 2) });
+            }
+        })
+    };
+    let call_direct = upcall(add2);
+    // SAFETY: the handler implements int(int, int); the closure outlives
+    // the measurement; its code pointer has the Add2 type.
+    let jit =
+        unsafe { jitffi::closure::Closure::new_raw(&sig, jit_add_handler, std::ptr::null_mut()) }
+            .map_err(|e| e.to_string())?;
+    let call_jitffi = upcall(unsafe { std::mem::transmute::<*const c_void, Add2>(jit.code_ptr()) });
+    let call_libffi = match &cif {
+        Some(cif) => {
+            // SAFETY: as above, for libffi's closure.
+            let c = unsafe { cif.closure(ffi_add_handler, std::ptr::null_mut()) };
+            c.map(|c| upcall(unsafe { std::mem::transmute::<*const c_void, Add2>(c.code()) }))
+        }
+        None => None,
+    };
+    Ok(ClosureRows {
+        create_jitffi,
+        create_libffi,
+        call_direct,
+        call_jitffi,
+        call_libffi,
+    })
+}
+
+/// Prints the closure rows.
+pub fn print_closures(c: &ClosureRows) {
+    println!(
+        "{:<44} {:>8} {:>8} {:>8} {:>9}",
+        "closures, ns (median)", "direct", "jitffi", "libffi", "ffi/jit"
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>8} {:>9}",
+        "create + free, int(int, int)",
+        "-",
+        fmt_ns(Some(c.create_jitffi)),
+        fmt_ns(c.create_libffi),
+        fmt_ratio(c.create_libffi, Some(c.create_jitffi)),
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>8} {:>9}",
+        "upcall int(int, int)",
+        fmt_ns(Some(c.call_direct)),
+        fmt_ns(Some(c.call_jitffi)),
+        fmt_ns(c.call_libffi),
+        fmt_ratio(c.call_libffi, Some(c.call_jitffi)),
+    );
+}
+
 /// Prints measured rows as a table (ns per call, medians).
 pub fn print_table(rows: &[Measured]) {
     println!(
@@ -476,6 +606,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let _ = std::io::stderr().flush();
         measured.push(measure_row(row, &sig, calls, libffi.as_ref())?);
     }
+    eprint!("\rbench: closures{:<66}", "");
+    let _ = std::io::stderr().flush();
+    let closures = measure_closures(abi, calls, libffi.as_ref())?;
     eprint!("\r{:<80}\r", "");
     if json {
         let items: Vec<String> = measured
@@ -492,14 +625,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 )
             })
             .collect();
+        let c = &closures;
         println!(
-            "{{\"abi\":{},\"calls_per_sample\":{calls},\"rows\":[{}]}}",
+            "{{\"abi\":{},\"calls_per_sample\":{calls},\"rows\":[{}],\"closures\":{{\"create_free_jitffi_ns\":{},\"create_free_libffi_ns\":{},\"upcall_direct_ns\":{},\"upcall_jitffi_ns\":{},\"upcall_libffi_ns\":{}}}}}",
             json_str(abi.name()),
-            items.join(",")
+            items.join(","),
+            json_num(Some(c.create_jitffi)),
+            json_num(c.create_libffi),
+            json_num(Some(c.call_direct)),
+            json_num(Some(c.call_jitffi)),
+            json_num(c.call_libffi)
         );
     } else {
         println!("{calls} calls per sample, median of 9 samples; {abi}");
         print_table(&measured);
+        println!();
+        print_closures(&closures);
         if libffi.is_none() {
             println!("(libffi not found: no libffi column)");
         }

@@ -45,6 +45,16 @@ type PrepCifVar = unsafe extern "C" fn(
     *mut *mut FfiType,
 ) -> c_uint;
 type FfiCall = unsafe extern "C" fn(*mut FfiCif, *const c_void, *mut c_void, *const *const c_void);
+type ClosureAlloc = unsafe extern "C" fn(usize, *mut *mut c_void) -> *mut c_void;
+type ClosureFree = unsafe extern "C" fn(*mut c_void);
+/// libffi's closure handler: `fun(cif, ret, args, user_data)`.
+pub type FfiHandler = unsafe extern "C" fn(*mut c_void, *mut c_void, *mut *mut c_void, *mut c_void);
+type PrepClosureLoc =
+    unsafe extern "C" fn(*mut c_void, *mut FfiCif, FfiHandler, *mut c_void, *mut c_void) -> c_uint;
+
+/// `sizeof(ffi_closure)` is at most this on x86-64 and AArch64 (a 32-byte
+/// trampoline area, then cif, fun, user_data); asking for more is harmless.
+const FFI_CLOSURE_SIZE: usize = 64;
 
 /// An opened libffi.
 pub struct Libffi {
@@ -52,6 +62,9 @@ pub struct Libffi {
     prep_cif: PrepCif,
     prep_cif_var: PrepCifVar,
     call: FfiCall,
+    closure_alloc: ClosureAlloc,
+    closure_free: ClosureFree,
+    prep_closure_loc: PrepClosureLoc,
 }
 
 impl Libffi {
@@ -62,6 +75,11 @@ impl Libffi {
             .find_map(|n| Library::open(n).ok())?;
         let f = |name: &str| lib.symbol(name).ok();
         let (p, pv, c) = (f("ffi_prep_cif")?, f("ffi_prep_cif_var")?, f("ffi_call")?);
+        let (ca, cf, pc) = (
+            f("ffi_closure_alloc")?,
+            f("ffi_closure_free")?,
+            f("ffi_prep_closure_loc")?,
+        );
         // SAFETY: these are libffi's exported functions, whose C prototypes
         // (ffi.h) are exactly the function types transmuted to.
         unsafe {
@@ -69,6 +87,9 @@ impl Libffi {
                 prep_cif: std::mem::transmute::<*const c_void, PrepCif>(p),
                 prep_cif_var: std::mem::transmute::<*const c_void, PrepCifVar>(pv),
                 call: std::mem::transmute::<*const c_void, FfiCall>(c),
+                closure_alloc: std::mem::transmute::<*const c_void, ClosureAlloc>(ca),
+                closure_free: std::mem::transmute::<*const c_void, ClosureFree>(cf),
+                prep_closure_loc: std::mem::transmute::<*const c_void, PrepClosureLoc>(pc),
                 lib,
             }))
         }
@@ -232,5 +253,59 @@ impl PreparedCif {
         // SAFETY: forwarded to the caller; libffi does not modify the cif
         // during a call.
         unsafe { (self.ffi.call)(cif, target, ret, args) }
+    }
+}
+
+/// A libffi closure: `code` calls `handler(cif, ret, args, user_data)`.
+pub struct FfiClosure<'a> {
+    cif: &'a PreparedCif,
+    mem: *mut c_void,
+    code: *mut c_void,
+}
+
+impl PreparedCif {
+    /// `ffi_closure_alloc` + `ffi_prep_closure_loc`.
+    ///
+    /// # Safety
+    /// `handler` must implement the cif's signature; `user_data` must stay
+    /// valid while the closure lives.
+    pub unsafe fn closure(
+        &self,
+        handler: FfiHandler,
+        user_data: *mut c_void,
+    ) -> Option<FfiClosure<'_>> {
+        let mut code = std::ptr::null_mut();
+        // SAFETY: libffi's documented closure protocol; the cif outlives the
+        // closure (borrowed by it).
+        unsafe {
+            let mem = (self.ffi.closure_alloc)(FFI_CLOSURE_SIZE, &mut code);
+            if mem.is_null() {
+                return None;
+            }
+            let cif = &*self.cif as *const FfiCif as *mut FfiCif;
+            if (self.ffi.prep_closure_loc)(mem, cif, handler, user_data, code) != 0 {
+                (self.ffi.closure_free)(mem);
+                return None;
+            }
+            Some(FfiClosure {
+                cif: self,
+                mem,
+                code,
+            })
+        }
+    }
+}
+
+impl FfiClosure<'_> {
+    /// The executable entry.
+    pub fn code(&self) -> *const c_void {
+        self.code
+    }
+}
+
+impl Drop for FfiClosure<'_> {
+    fn drop(&mut self) {
+        // SAFETY: mem came from ffi_closure_alloc and is freed once.
+        unsafe { (self.cif.ffi.closure_free)(self.mem) }
     }
 }

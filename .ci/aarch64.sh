@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# AArch64 test suite: cross-compiles every test for aarch64-unknown-linux-gnu
+# and runs it under qemu-user (the runner and linker are in
+# .cargo/config.toml). Installs what a fresh Debian machine lacks.
+#
+#   bash .ci/aarch64.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET=aarch64-unknown-linux-gnu
+
+need=()
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-aarch64-linux-gnu)
+command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing ${need[*]}"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "${need[@]}"
+fi
+if ! rustup target list --installed | grep -qx "$TARGET"; then
+    echo "== rustup target add $TARGET"
+    rustup target add "$TARGET"
+fi
+
+echo "== toolchain"
+aarch64-linux-gnu-gcc --version | head -1
+qemu-aarch64 --version | head -1
+
+# Tests that compile C for the target use this compiler (the cc crate and
+# tests/call_aarch64.rs read CC_<target>).
+export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+# The sysroot the dynamic loader is found in under qemu (libloading, dlopen).
+export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
+
+echo "== aarch64 test suite (cargo test --target $TARGET, under qemu-aarch64)"
+start=$(date +%s)
+cargo test --target "$TARGET" "$@" 2>&1
+echo "== aarch64 suite took $(( $(date +%s) - start )) s"
