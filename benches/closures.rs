@@ -111,9 +111,8 @@ fn ffi_closure_new(cif: *mut ffi::ffi_cif) -> (*mut ffi::ffi_closure, *const c_v
     assert!(!c.is_null());
     // SAFETY: c was just allocated with code as its executable address; the
     // cif outlives the closure.
-    let st = unsafe {
-        ffi::ffi_prep_closure_loc(c, cif, Some(ffi_add), std::ptr::null_mut(), code)
-    };
+    let st =
+        unsafe { ffi::ffi_prep_closure_loc(c, cif, Some(ffi_add), std::ptr::null_mut(), code) };
     assert_eq!(st, ffi::ffi_status_FFI_OK);
     (c, code)
 }
@@ -187,8 +186,7 @@ fn upcall(c: &mut Criterion) {
     let rust = Closure::new(&sig, |args, ret| {
         // SAFETY: int(int, int).
         unsafe {
-            *(ret as *mut i32) =
-                (*(args[0] as *const i32)).wrapping_add(*(args[1] as *const i32));
+            *(ret as *mut i32) = (*(args[0] as *const i32)).wrapping_add(*(args[1] as *const i32));
         }
     })
     .unwrap();

@@ -39,9 +39,10 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 use crate::exec::stubs::{self, StubSlot};
 use crate::exec::{Code, CodeArena};
@@ -382,33 +383,97 @@ impl Closure {
 }
 
 /// The cached closure body for a signature (compiled on first use).
+///
+/// The body depends on the types and the ABI only, not on the name: the
+/// cache is keyed by the signature without its name. Buckets are found by
+/// a cheap multiplicative hash (the keys are our own signatures, not
+/// adversarial input), and lookups share a read lock.
 fn body_for(sig: &Signature) -> Result<*const u8, Error> {
     if !sig.abi.executable_here() {
         return Err(Error::NotExecutable(sig.abi));
     }
-    static BODIES: OnceLock<Mutex<HashMap<Signature, Code>>> = OnceLock::new();
-    let map = BODIES.get_or_init(|| Mutex::new(HashMap::new()));
-    // The body depends on the types and the ABI only, not on the name: the
-    // cache is keyed by the signature without its name.
-    let unnamed;
-    let key = if sig.name.is_none() {
-        sig
-    } else {
-        let mut k = sig.clone();
-        k.name = None;
-        unnamed = k;
-        &unnamed
+    type Bodies = HashMap<u64, Vec<(Signature, Code)>>;
+    static BODIES: OnceLock<RwLock<Bodies>> = OnceLock::new();
+    let map = BODIES.get_or_init(|| RwLock::new(HashMap::new()));
+    let h = body_key_hash(sig);
+    let find = |m: &Bodies| {
+        m.get(&h)?
+            .iter()
+            .find(|(k, _)| same_body(k, sig))
+            .map(|(_, c)| c.as_ptr())
     };
-    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(code) = map.get(key) {
-        return Ok(code.as_ptr());
+    if let Some(p) = find(&map.read().unwrap_or_else(|p| p.into_inner())) {
+        return Ok(p);
     }
-    let bytes = emit_body(key)?;
+    let mut m = map.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = find(&m) {
+        return Ok(p);
+    }
+    let mut key = sig.clone();
+    key.name = None;
+    let bytes = emit_body(&key)?;
     let code = CodeArena::global().install(&bytes)?;
     let ptr = code.as_ptr();
-    crate::perfmap::record(crate::perfmap::Kind::Closure, key, ptr, code.len());
-    map.insert(key.clone(), code);
+    crate::perfmap::record(crate::perfmap::Kind::Closure, &key, ptr, code.len());
+    m.entry(h).or_default().push((key, code));
     Ok(ptr)
+}
+
+/// Whether two signatures have the same closure body (all but the name).
+fn same_body(a: &Signature, b: &Signature) -> bool {
+    a.abi == b.abi
+        && a.fixed_args == b.fixed_args
+        && a.variadic == b.variadic
+        && a.ret == b.ret
+        && a.args == b.args
+}
+
+/// A hash of everything [`same_body`] compares.
+fn body_key_hash(sig: &Signature) -> u64 {
+    let mut h = FastHasher(0);
+    sig.abi.hash(&mut h);
+    sig.fixed_args.hash(&mut h);
+    sig.variadic.hash(&mut h);
+    sig.ret.hash(&mut h);
+    sig.args.hash(&mut h);
+    h.0
+}
+
+/// A multiply-rotate hasher (the Fx scheme): a few cycles per word.
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        for &b in chunks.remainder() {
+            self.write_u64(u64::from(b));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_u8(&mut self, x: u8) {
+        self.write_u64(u64::from(x));
+    }
+    #[inline]
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
+    }
+    #[inline]
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Plans and emits the closure body for `sig` (any host; nothing executes).

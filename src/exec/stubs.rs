@@ -22,11 +22,17 @@
 //! thread popped meanwhile is harmless: slots are never unmapped and their
 //! words are atomics.
 //!
+//! In front of the shared list, each thread keeps up to [`CACHE_MAX`] slots
+//! it freed (linked the same way, in a thread-local list), so a thread that
+//! creates and frees closures does no atomic read-modify-write at all; a
+//! thread's cached slots go back to the shared list when it exits.
+//!
 //! A slot is published by writing its body address last, with `Release`
 //! ordering, after the handler, context and spare word. A freed slot's body
 //! is [`freed_closure_trap`], which reports `jitffi: called a freed closure`
 //! on stderr and aborts, until the slot is reused.
 
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::io;
 use std::ptr::NonNull;
@@ -133,7 +139,70 @@ impl Drop for StubSlot {
     fn drop(&mut self) {
         let s = self.slot();
         s.body.store(trap_addr(), Ordering::Release);
-        push(s);
+        // The freeing thread's cache keeps it (no atomic read-modify-write);
+        // when the cache is full or already destroyed, the shared list.
+        let kept = CACHE.try_with(|c| c.put(self.slot)).unwrap_or(false);
+        if !kept {
+            push(s);
+        }
+    }
+}
+
+/// Free slots a thread keeps for itself at most.
+const CACHE_MAX: usize = 64;
+
+/// A thread's own free slots, linked through `aux` like the shared list:
+/// a thread that creates and frees closures touches no shared atomic. The
+/// slots go back to the shared list when the thread exits.
+struct Cache {
+    head: Cell<usize>,
+    len: Cell<usize>,
+}
+
+thread_local! {
+    static CACHE: Cache = const {
+        Cache {
+            head: Cell::new(0),
+            len: Cell::new(0),
+        }
+    };
+}
+
+impl Cache {
+    /// Keeps a freed slot, unless the cache is full.
+    #[inline]
+    fn put(&self, slot: NonNull<Slot>) -> bool {
+        let n = self.len.get();
+        if n >= CACHE_MAX {
+            return false;
+        }
+        // SAFETY: a freed slot, owned by nobody; slots are never unmapped.
+        unsafe { slot.as_ref() }
+            .aux
+            .store(self.head.get(), Ordering::Relaxed);
+        self.head.set(slot.as_ptr() as usize);
+        self.len.set(n + 1);
+        true
+    }
+
+    /// Takes a slot, if the cache has one.
+    #[inline]
+    fn take(&self) -> Option<NonNull<Slot>> {
+        let top = NonNull::new(self.head.get() as *mut Slot)?;
+        // SAFETY: a slot in this thread's cache: free, owned by the cache.
+        let next = unsafe { top.as_ref() }.aux.load(Ordering::Relaxed);
+        self.head.set(next);
+        self.len.set(self.len.get() - 1);
+        Some(top)
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        while let Some(s) = self.take() {
+            // SAFETY: a free slot in a run that is never unmapped.
+            push(unsafe { s.as_ref() });
+        }
     }
 }
 
@@ -194,12 +263,8 @@ fn pop() -> Option<NonNull<Slot>> {
         // popped this slot meanwhile writes it is no data race (and that
         // thread's pop moved the tag, so the exchange below then fails).
         let next = unsafe { top.as_ref() }.aux.load(Ordering::Relaxed);
-        match HEAD.compare_exchange_weak(
-            cur,
-            pack(next, cur),
-            Ordering::Acquire,
-            Ordering::Acquire,
-        ) {
+        match HEAD.compare_exchange_weak(cur, pack(next, cur), Ordering::Acquire, Ordering::Acquire)
+        {
             Ok(_) => return Some(top),
             Err(x) => cur = x,
         }
@@ -210,7 +275,8 @@ fn pop() -> Option<NonNull<Slot>> {
 /// body is the trap until [`StubSlot::publish`].
 #[inline]
 pub fn alloc_slot() -> io::Result<StubSlot> {
-    match pop() {
+    let cached = CACHE.try_with(Cache::take).ok().flatten();
+    match cached.or_else(pop) {
         Some(slot) => Ok(StubSlot { slot }),
         None => alloc_slow(),
     }
@@ -370,6 +436,9 @@ mod tests {
         // thread took it; then just check the invariant).
         let b = alloc_slot().unwrap();
         assert_eq!(b.slot().body.load(Ordering::Acquire), trap_addr());
-        assert_eq!(b.slot.as_ptr() as usize - b.code_ptr() as usize, run_bytes());
+        assert_eq!(
+            b.slot.as_ptr() as usize - b.code_ptr() as usize,
+            run_bytes()
+        );
     }
 }
