@@ -168,6 +168,11 @@ pub unsafe extern "C" fn ffi_prep_closure_loc(
     let Some(fun) = fun else {
         return FFI_BAD_TYPEDEF;
     };
+    // As libffi: an ABI value outside the valid range is FFI_BAD_ABI.
+    // SAFETY: cif readable per the contract (NULL checked).
+    if cif.is_null() || super::jitffi_abi(unsafe { (*cif).abi }).is_err() {
+        return FFI_BAD_ABI;
+    }
     // SAFETY: cif readable per the contract.
     let Some(prepared) = (unsafe { prepared_for(cif) }) else {
         return FFI_BAD_TYPEDEF;

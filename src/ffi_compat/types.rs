@@ -202,7 +202,24 @@ pub unsafe fn to_type(t: *const FfiType, ld: LongDoubleMap, depth: u32) -> Resul
                     LongDoubleMap::OpaqueRecord => opaque_record(32),
                     LongDoubleMap::Reject => Err(FFI_BAD_TYPEDEF),
                 },
-                // libffi has no complex integer types.
+                // GNU C's `_Complex int` and friends (libffi.complex/
+                // complex_int.c): laid out and passed as a struct of the
+                // real and imaginary parts, which is how gcc treats them
+                // (the psABI has no complex-integer rule of its own).
+                FFI_TYPE_INT | FFI_TYPE_UINT8..=FFI_TYPE_SINT64 => {
+                    // SAFETY: c is a valid scalar ffi_type.
+                    let part = unsafe { to_type(c, ld, depth + 1)? };
+                    let members = (0..2)
+                        .map(|_| FieldDecl {
+                            name: None,
+                            ty: part.clone(),
+                            aligned: None,
+                        })
+                        .collect();
+                    let r = layout_record(RecordKind::Struct, None, members, false, None)
+                        .map_err(|_| FFI_BAD_TYPEDEF)?;
+                    Ok(Type::Record(std::sync::Arc::new(r)))
+                }
                 _ => Err(FFI_BAD_TYPEDEF),
             }
         }
