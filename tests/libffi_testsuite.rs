@@ -2,10 +2,11 @@
 //! (src/ffi_compat) and, for comparison, against the system libffi.
 //!
 //! Gated behind the `libffi-compat` feature (run by .ci/run as
+//! `cargo build --release --lib --features libffi-compat` then
 //! `cargo test --release --features libffi-compat --test libffi_testsuite`):
-//! with the feature on, cargo builds `target/<profile>/libjitffi.so` with the
-//! libffi symbols before running this test, so no nested cargo build is
-//! needed.
+//! the cdylib `target/<profile>/libjitffi.so` must be built with the feature
+//! first (`cargo test` relinks the rlib but not always the cdylib; the test
+//! refuses a stale one), so no nested cargo build is needed.
 //!
 //! The testsuite is the one shipped in the `libffi-sys` crate's source
 //! (`libffi/testsuite/`, a dev-dependency with its `system` feature, so the
@@ -359,6 +360,27 @@ fn libffi_testsuite() {
         "{} missing",
         libdir.join("libjitffi.so").display()
     );
+    // `cargo test` relinks the rlib but not always the cdylib: refuse a
+    // libjitffi.so older than the library the test binary was built from.
+    let so_time = std::fs::metadata(libdir.join("libjitffi.so"))
+        .and_then(|m| m.modified())
+        .ok();
+    let rlib_time = std::fs::read_dir(libdir.join("deps"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.starts_with("libjitffi-") && n.ends_with(".rlib")
+        })
+        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .max();
+    assert!(
+        so_time >= rlib_time,
+        "{} is older than the jitffi rlib: run `cargo build --lib --features libffi-compat` \
+         (with the same profile) before this test",
+        libdir.join("libjitffi.so").display()
+    );
     let work = libdir.join("libffi-testsuite");
     std::fs::create_dir_all(&work).unwrap();
     // The testsuite's ffitest.h includes the build's fficonfig.h; these are
@@ -477,4 +499,33 @@ fn libffi_testsuite() {
         "{} tests pass against the system libffi but not against jitffi",
         regressions.len()
     );
+}
+
+/// A program linked against the system libffi.so.8 runs on jitffi under
+/// `LD_PRELOAD`: `ffi_call` resolves into libjitffi.so, a call and a
+/// closure (with the `ffi_arg` widening of a `short` result) work, and both
+/// runs print a timing of `ffi_call` on `i64 add3(i64, i64, i64)` (reported,
+/// not asserted).
+#[test]
+fn ld_preload_system_libffi_program() {
+    let libdir = lib_dir();
+    let so = libdir.join("libjitffi.so");
+    let exe = libdir.join("libffi-preload-demo");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/libffi_preload.c");
+    let (ok, msg) = run(Command::new("gcc")
+        .arg("-O2")
+        .arg(&src)
+        .args(["-lffi", "-ldl", "-o"])
+        .arg(&exe));
+    assert!(ok, "cannot build the demo against -lffi: {msg}");
+    let (ok, plain) = run(&mut Command::new(&exe));
+    assert!(ok, "demo fails with the system libffi: {plain}");
+    assert!(plain.contains("libffi.so"), "{plain}");
+    let (ok, pre) = run(Command::new(&exe).env("LD_PRELOAD", &so));
+    assert!(ok, "demo fails under LD_PRELOAD={}: {pre}", so.display());
+    assert!(
+        pre.contains("ffi_call from: ") && pre.contains("libjitffi.so"),
+        "ffi_call did not resolve into jitffi: {pre}"
+    );
+    println!("system libffi:\n{plain}\nLD_PRELOAD=libjitffi.so:\n{pre}");
 }
