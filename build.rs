@@ -8,6 +8,8 @@ fn main() {
         && std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
     {
         let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
-        println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={dir}/src/ffi_compat/libffi.map");
+        println!(
+            "cargo:rustc-cdylib-link-arg=-Wl,--version-script={dir}/src/ffi_compat/libffi.map"
+        );
     }
 }

@@ -82,7 +82,10 @@ fn testsuite_dir() -> Option<PathBuf> {
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/libffi_testsuite-HASH
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// One compiled-and-run variant of a test.
@@ -114,7 +117,9 @@ fn dg_output(src: &str) -> String {
     while let Some(i) = rest.find("dg-output") {
         rest = &rest[i + "dg-output".len()..];
         let t = rest.trim_start();
-        let Some(body) = t.strip_prefix('"') else { continue };
+        let Some(body) = t.strip_prefix('"') else {
+            continue;
+        };
         let mut chars = body.chars();
         let mut s = String::new();
         while let Some(c) = chars.next() {
@@ -183,10 +188,7 @@ fn cases(root: &Path) -> Vec<Case> {
     };
     let abis: Vec<Vec<String>> = vec![
         vec![],
-        vec![
-            "-DABI_NUM=FFI_GNUW64".into(),
-            "-DABI_ATTR=__MSABI__".into(),
-        ],
+        vec!["-DABI_NUM=FFI_GNUW64".into(), "-DABI_ATTR=__MSABI__".into()],
     ];
     let common = ["-W", "-Wall", "-Wno-psabi", "-fno-diagnostics-color"];
     let mut out = Vec::new();
@@ -301,7 +303,10 @@ fn run_case(c: &Case, work: &Path, include: &Path, libdir: &Path, id: usize) -> 
         .arg("-o")
         .arg(&obj));
     if !ok {
-        let why = format!("does not compile against the system ffi.h: {}", first_line(&msg));
+        let why = format!(
+            "does not compile against the system ffi.h: {}",
+            first_line(&msg)
+        );
         return [Outcome::Skip(why.clone()), Outcome::Skip(why)];
     }
     let mut res = Vec::new();
@@ -320,7 +325,10 @@ fn run_case(c: &Case, work: &Path, include: &Path, libdir: &Path, id: usize) -> 
         link.args(["-lm", "-lpthread"]);
         let (ok, msg) = run(&mut link);
         if !ok {
-            res.push(Outcome::Skip(format!("does not link: {}", first_line(&msg))));
+            res.push(Outcome::Skip(format!(
+                "does not link: {}",
+                first_line(&msg)
+            )));
             continue;
         }
         let (ok, out) = run(Command::new("timeout").arg(TIMEOUT).arg(&exe));
@@ -346,7 +354,10 @@ fn dg_output_matcher() {
     assert!(output_matches("1 2\nres: 3", "x 1 2\r\nres: 3\n"));
     assert!(output_matches("\\-2.5", "-2.5"));
     assert!(!output_matches("1 2\nres: 4", "1 2\nres: 3\n"));
-    assert_eq!(dg_output("/* { dg-output \"a\\\\-1\" } */\n/* { dg-output \"\\nb\" } */"), "a\\-1\nb");
+    assert_eq!(
+        dg_output("/* { dg-output \"a\\\\-1\" } */\n/* { dg-output \"\\nb\" } */"),
+        "a\\-1\nb"
+    );
 }
 
 #[test]
@@ -446,12 +457,19 @@ fn libffi_testsuite() {
             }
             (o, _) => {
                 if let Outcome::Fail(m) | Outcome::Skip(m) = o {
-                    listed.push(format!("{} (fails with the system libffi too): {m}", c.name));
+                    listed.push(format!(
+                        "{} (fails with the system libffi too): {m}",
+                        c.name
+                    ));
                 }
             }
         }
     }
-    println!("\nlibffi testsuite ({}), {} cases", root.display(), all.len());
+    println!(
+        "\nlibffi testsuite ({}), {} cases",
+        root.display(),
+        all.len()
+    );
     println!(
         "{:<18} {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8}",
         "", "jitffi", "", "", "libffi", "", ""

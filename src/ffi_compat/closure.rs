@@ -27,8 +27,12 @@ use crate::exec::stubs::{alloc_slot, StubSlot};
 use super::{prepared_for, FfiCif, FfiStatus, FFI_BAD_ABI, FFI_BAD_TYPEDEF, FFI_OK};
 
 /// libffi's closure function: `fun(cif, ret, args, user_data)`.
-pub type FfiClosureFun =
-    unsafe extern "C" fn(cif: *mut FfiCif, ret: *mut c_void, args: *mut *mut c_void, ud: *mut c_void);
+pub type FfiClosureFun = unsafe extern "C" fn(
+    cif: *mut FfiCif,
+    ret: *mut c_void,
+    args: *mut *mut c_void,
+    ud: *mut c_void,
+);
 
 /// `FFI_TRAMPOLINE_SIZE` of ffitarget.h: where `cif`, `fun` and `user_data`
 /// sit in `ffi_closure`.

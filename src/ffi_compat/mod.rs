@@ -422,8 +422,7 @@ pub unsafe extern "C" fn ffi_prep_cif_var(
     atypes: *mut *mut FfiType,
 ) -> FfiStatus {
     // SAFETY: forwarded contract.
-    if let Err(s) =
-        unsafe { prep_cif_core(cif, abi, true, nfixedargs, ntotalargs, rtype, atypes) }
+    if let Err(s) = unsafe { prep_cif_core(cif, abi, true, nfixedargs, ntotalargs, rtype, atypes) }
     {
         return s;
     }

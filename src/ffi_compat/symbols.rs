@@ -81,14 +81,29 @@ macro_rules! ffi_type {
     ($name:literal, $size:literal, $align:literal, $code:literal, $elems:literal) => {
         concat!(
             ".balign 8\n",
-            ".globl ", $name, "\n",
-            ".type ", $name, ", %object\n",
-            ".size ", $name, ", 24\n",
-            $name, ":\n",
-            ".quad ", $size, "\n",
-            ".short ", $align, ", ", $code, "\n",
+            ".globl ",
+            $name,
+            "\n",
+            ".type ",
+            $name,
+            ", %object\n",
+            ".size ",
+            $name,
+            ", 24\n",
+            $name,
+            ":\n",
+            ".quad ",
+            $size,
+            "\n",
+            ".short ",
+            $align,
+            ", ",
+            $code,
+            "\n",
             ".long 0\n",
-            ".quad ", $elems, "\n"
+            ".quad ",
+            $elems,
+            "\n"
         )
     };
 }
@@ -111,7 +126,13 @@ std::arch::global_asm!(
     ffi_type!("ffi_type_longdouble", 16, 16, 4, 0),
     ffi_type!("ffi_type_complex_float", 8, 4, 15, ".Ljitffi_cf_elems"),
     ffi_type!("ffi_type_complex_double", 16, 8, 15, ".Ljitffi_cd_elems"),
-    ffi_type!("ffi_type_complex_longdouble", 32, 16, 15, ".Ljitffi_cld_elems"),
+    ffi_type!(
+        "ffi_type_complex_longdouble",
+        32,
+        16,
+        15,
+        ".Ljitffi_cld_elems"
+    ),
     ".Ljitffi_cf_elems: .quad ffi_type_float, 0",
     ".Ljitffi_cd_elems: .quad ffi_type_double, 0",
     ".Ljitffi_cld_elems: .quad ffi_type_longdouble, 0",

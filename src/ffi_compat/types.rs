@@ -274,9 +274,7 @@ pub fn long_double_map(abi: FfiAbi) -> LongDoubleMap {
         FFI_WIN64 => LongDoubleMap::Reject,
         #[cfg(target_arch = "x86_64")]
         FFI_GNUW64 => LongDoubleMap::OpaqueRecord,
-        _ if cfg!(target_arch = "aarch64") && !cfg!(target_vendor = "apple") => {
-            LongDoubleMap::Quad
-        }
+        _ if cfg!(target_arch = "aarch64") && !cfg!(target_vendor = "apple") => LongDoubleMap::Quad,
         _ => LongDoubleMap::X87,
     }
 }
