@@ -168,16 +168,13 @@ fn output_matches(pattern: &str, text: &str) -> bool {
         return true;
     }
     (0..=text.len()).any(|start| {
-        let mut i = start;
-        for t in &toks {
-            match (t, text.get(i)) {
-                (Tok::Any, Some(_)) => {}
-                (Tok::Lit(a), Some(b)) if a == b => {}
-                _ => return false,
-            }
-            i += 1;
-        }
-        true
+        toks.iter()
+            .enumerate()
+            .all(|(k, t)| match (t, text.get(start + k)) {
+                (Tok::Any, Some(_)) => true,
+                (Tok::Lit(a), Some(b)) => a == b,
+                _ => false,
+            })
     })
 }
 

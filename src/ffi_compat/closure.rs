@@ -64,7 +64,9 @@ struct Record {
     slot: StubSlot,
     /// Contexts published into the slot. A re-prepared closure keeps its
     /// old contexts until freed: another thread may still be inside a call
-    /// that read the old one.
+    /// that read the old one. Boxed: the slot holds their addresses, which
+    /// must not move when the vector grows.
+    #[allow(clippy::vec_box)]
     ctxs: Vec<Box<Ctx>>,
 }
 
