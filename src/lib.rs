@@ -15,6 +15,8 @@ pub mod closure;
 pub mod disasm;
 pub mod error;
 pub mod exec;
+#[cfg(feature = "libffi-compat")]
+pub mod ffi_compat;
 pub mod library;
 pub mod perfmap;
 pub mod types;
