@@ -410,6 +410,19 @@ impl Trampoline {
     }
 }
 
+/// The calling thread's `errno`.
+fn errno_location() -> *mut i32 {
+    // SAFETY: these libc functions only return the thread's errno address.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    unsafe {
+        libc::__errno_location()
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    unsafe {
+        libc::__error()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,18 +482,5 @@ mod tests {
         assert_eq!(a.entry() as usize, b.entry() as usize);
         let c = Trampoline::compile(&sig, ArgMode::Frame, None).unwrap();
         assert_ne!(a.entry() as usize, c.entry() as usize);
-    }
-}
-
-/// The calling thread's `errno`.
-fn errno_location() -> *mut i32 {
-    // SAFETY: these libc functions only return the thread's errno address.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    unsafe {
-        libc::__errno_location()
-    }
-    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
-    unsafe {
-        libc::__error()
     }
 }

@@ -2,6 +2,11 @@
 //! one-line errors. Expected values come from libc/libm semantics and the
 //! ABI documents.
 
+// These tests run the jitffi binary as a child process: under qemu-user
+// (the AArch64 suite) a child aarch64 process cannot start without binfmt
+// support, so they run on x86-64 hosts only.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 use std::process::{Command, Output};
 
 fn jitffi(args: &[&str]) -> Output {

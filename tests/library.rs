@@ -84,6 +84,10 @@ fn soname_path(soname: &str) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "under qemu-user the guest's library paths and host tools (nm, g++) do not match"
+)]
 fn listing_matches_nm_for_libm() {
     if !have("nm", "listing_matches_nm_for_libm") {
         return;
@@ -93,6 +97,10 @@ fn listing_matches_nm_for_libm() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "under qemu-user the guest's library paths and host tools (nm, g++) do not match"
+)]
 fn listing_matches_nm_for_libc() {
     if !have("nm", "listing_matches_nm_for_libc") {
         return;
@@ -213,6 +221,10 @@ fn listing_matches_nm_for_a_cxx_library() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "under qemu-user the guest's library paths and host tools (nm, g++) do not match"
+)]
 fn cxx_symbols_are_found_by_mangled_name() {
     let Some(lib) = cxx_library("cxx_symbols_are_found_by_mangled_name") else {
         return;
@@ -236,6 +248,10 @@ fn cxx_symbols_are_found_by_mangled_name() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "under qemu-user the guest's library paths and host tools (nm, g++) do not match"
+)]
 fn opens_by_soname_and_by_path() {
     let by_name = Library::open("libm.so.6").unwrap();
     assert_eq!(by_name.name(), "libm.so.6");
@@ -363,6 +379,10 @@ fn library_is_send_and_sync() {
 /// templates, abbreviations (`std::string`, `std::istream`), local statics,
 /// thunks, and versioned C++ symbols.
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "under qemu-user the guest's library paths and host tools (nm, g++) do not match"
+)]
 fn listing_matches_nm_for_libstdcxx() {
     let test = "listing_matches_nm_for_libstdcxx";
     if !have("nm", test) {
