@@ -1,0 +1,172 @@
+//! C source for a batch of generated signatures, compiled by gcc: the first
+//! oracle.
+//!
+//! For each signature `P` (its prefix) the file defines
+//!
+//! - the typedefs, each with `_Static_assert`s that gcc's `sizeof`,
+//!   `_Alignof` and `offsetof` equal the generator's layout (a layout bug in
+//!   the test fails the compile instead of hiding as a mismatch);
+//! - `R Pcallee(args...)`: writes the dump bytes of every argument leaf
+//!   (fixed and variadic, via `va_arg`) into `diff_buf`, sets `diff_len`,
+//!   and returns the hash-fill of `R` seeded by the FNV-1a hash of those
+//!   bytes;
+//! - `size_t Pcaller(void *fp, unsigned char *out)`: calls `fp` as a
+//!   function of the signature with the generator's argument values and
+//!   writes the dump bytes of the result into `out`, returning their count.
+//!
+//! Win64 signatures get `__attribute__((ms_abi))` on the callee and on the
+//! caller's function pointer type, and gcc's `__builtin_ms_va_*`.
+
+#![allow(dead_code)]
+
+use super::gen::{c_value, GenSig, Ty, C_PRELUDE};
+use jitffi::Abi;
+
+/// The whole C file for a batch.
+pub fn batch_source(sigs: &[GenSig]) -> String {
+    let mut s = String::from(C_PRELUDE);
+    for g in sigs {
+        s.push_str(&sig_source(g));
+    }
+    s
+}
+
+fn dump_stmts(g: &GenSig, t: &Ty, var: &str, out: &mut String) {
+    for l in g.leaves(t) {
+        let n = l.prim.dump_size(g.abi);
+        out.push_str(&format!(
+            "    memcpy(p, &{var}{}, {n}); p += {n};\n",
+            l.path
+        ));
+    }
+}
+
+fn fill_stmts(g: &GenSig, t: &Ty, var: &str, h: &dyn Fn(usize) -> String, out: &mut String) {
+    out.push_str(&format!("    memset(&{var}, 0, sizeof {var});\n"));
+    for (k, l) in g.leaves(t).iter().enumerate() {
+        out.push_str(&format!(
+            "    {var}{} = {};\n",
+            l.path,
+            c_value(l.prim, g.abi, &h(k))
+        ));
+    }
+}
+
+/// The C for one signature.
+pub fn sig_source(g: &GenSig) -> String {
+    let mut s = String::new();
+    s.push_str(&g.typedefs(false));
+    for (i, r) in g.recs.iter().enumerate() {
+        let name = g.rec_name(i);
+        s.push_str(&format!(
+            "_Static_assert(sizeof({name}) == {} && _Alignof({name}) == {}, \"layout of {name}\");\n",
+            r.size, r.align
+        ));
+        for (k, off) in r.offsets.iter().enumerate() {
+            s.push_str(&format!(
+                "_Static_assert(offsetof({name}, f{k}) == {off}, \"offset of {name}.f{k}\");\n"
+            ));
+        }
+    }
+    let win = g.abi == Abi::Win64;
+    let attr = if win { "__attribute__((ms_abi)) " } else { "" };
+    let ret = g.ret_spelling(false);
+    let fixed: Vec<String> = g.args[..g.nfixed]
+        .iter()
+        .map(|t| g.spell(t, false))
+        .collect();
+    let mut params: Vec<String> = fixed
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{t} a{i}"))
+        .collect();
+    let mut ptypes = fixed.clone();
+    if g.variadic {
+        params.push("...".into());
+        ptypes.push("...".into());
+    }
+    if params.is_empty() {
+        params.push("void".into());
+        ptypes.push("void".into());
+    }
+
+    // The callee.
+    s.push_str(&format!(
+        "{attr}{ret} {}({}) {{\n    unsigned char *p = diff_buf;\n",
+        g.callee_name(),
+        params.join(", ")
+    ));
+    for i in 0..g.nfixed {
+        dump_stmts(g, &g.args[i], &format!("a{i}"), &mut s);
+    }
+    if g.variadic {
+        let last = format!("a{}", g.nfixed - 1);
+        if win {
+            s.push_str(&format!(
+                "    __builtin_ms_va_list ap;\n    __builtin_ms_va_start(ap, {last});\n"
+            ));
+        } else {
+            s.push_str(&format!("    va_list ap;\n    va_start(ap, {last});\n"));
+        }
+        for i in g.nfixed..g.args.len() {
+            let t = g.spell(&g.args[i], false);
+            let size = g.size(&g.args[i]);
+            if win && matches!(g.args[i], Ty::Rec(_)) && !matches!(size, 1 | 2 | 4 | 8) {
+                // Microsoft x64 "Varargs": an aggregate that is not 1, 2, 4
+                // or 8 bytes is passed by reference (MSVC's va_arg reads a
+                // pointer). gcc's __builtin_va_arg on an ms_va_list decides
+                // by-reference with the *default* (SysV) ABI on Linux and
+                // reads the slot as the value, so spell the rule out.
+                s.push_str(&format!("    {t} a{i} = *__builtin_va_arg(ap, {t} *);\n"));
+            } else {
+                s.push_str(&format!("    {t} a{i} = __builtin_va_arg(ap, {t});\n"));
+            }
+            dump_stmts(g, &g.args[i], &format!("a{i}"), &mut s);
+        }
+        if win {
+            s.push_str("    __builtin_ms_va_end(ap);\n");
+        } else {
+            s.push_str("    va_end(ap);\n");
+        }
+    }
+    s.push_str("    diff_len = (size_t)(p - diff_buf);\n");
+    if let Some(t) = &g.ret {
+        s.push_str(&format!(
+            "    uint64_t h = dfnv(diff_buf, diff_len);\n    {ret} r;\n"
+        ));
+        fill_stmts(g, t, "r", &|k| format!("dmix(h + {k}ULL)"), &mut s);
+        s.push_str("    return r;\n");
+    }
+    s.push_str("}\n");
+
+    // The caller.
+    s.push_str(&format!(
+        "size_t {}(void *fp, unsigned char *out) {{\n    {ret} ({attr}*f)({}) = ({ret} ({attr}*)({}))fp;\n",
+        g.caller_name(),
+        ptypes.join(", "),
+        ptypes.join(", ")
+    ));
+    let mut argnames = Vec::new();
+    for (i, t) in g.args.iter().enumerate() {
+        let var = format!("a{i}");
+        s.push_str(&format!("    {} {var};\n", g.spell(t, false)));
+        fill_stmts(
+            g,
+            t,
+            &var,
+            &|k| format!("0x{:x}ULL", g.arg_hash(i, k)),
+            &mut s,
+        );
+        argnames.push(var);
+    }
+    s.push_str("    unsigned char *p = out;\n");
+    match &g.ret {
+        None => s.push_str(&format!("    f({});\n", argnames.join(", "))),
+        Some(t) => {
+            s.push_str(&format!("    {ret} r = f({});\n", argnames.join(", ")));
+            dump_stmts(g, t, "r", &mut s);
+        }
+    }
+    s.push_str("    return (size_t)(p - out);\n}\n\n");
+    s
+}
