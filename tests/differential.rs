@@ -97,35 +97,68 @@ struct Batch {
     lib: Result<PathBuf, String>,
 }
 
-fn compile(dir: &Path, n: usize, src: &str) -> Result<PathBuf, String> {
-    let c = dir.join(format!("batch_{}_{n}.c", std::process::id()));
-    let so = dir.join(format!("libbatch_{}_{n}.so", std::process::id()));
-    std::fs::write(&c, src).map_err(|e| e.to_string())?;
+/// Compiles the batch's C files (in parallel, one gcc per file) and links
+/// them into one shared library.
+fn compile(dir: &Path, n: usize, srcs: &[String]) -> Result<PathBuf, String> {
+    let pid = std::process::id();
+    let so = dir.join(format!("libbatch_{pid}_{n}.so"));
     let compiler = cc::Build::new()
         .opt_level(2)
         .cargo_metadata(false)
         .target("x86_64-unknown-linux-gnu")
         .host("x86_64-unknown-linux-gnu")
         .get_compiler();
+    let mut jobs = Vec::new();
+    for (k, src) in srcs.iter().enumerate() {
+        let c = dir.join(format!("batch_{pid}_{n}_{k}.c"));
+        let o = dir.join(format!("batch_{pid}_{n}_{k}.o"));
+        std::fs::write(&c, src).map_err(|e| e.to_string())?;
+        let child = compiler
+            .to_command()
+            .args(["-c", "-fPIC", "-O2", "-w", "-o"])
+            .arg(&o)
+            .arg(&c)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("running the C compiler: {e}"))?;
+        jobs.push((c, o, child));
+    }
+    let mut objs = Vec::new();
+    let mut failure = None;
+    for (c, o, child) in jobs {
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if !out.status.success() && failure.is_none() {
+            failure = Some(format!(
+                "gcc failed on {}:\n{}",
+                c.display(),
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ));
+        } else if std::env::var_os("JITFFI_DIFF_KEEP").is_none() {
+            let _ = std::fs::remove_file(&c);
+        }
+        objs.push(o);
+    }
+    if let Some(f) = failure {
+        return Err(f);
+    }
     let out = compiler
         .to_command()
-        .args(["-shared", "-fPIC", "-O2", "-w", "-o"])
+        .args(["-shared", "-o"])
         .arg(&so)
-        .arg(&c)
+        .args(&objs)
         .output()
-        .map_err(|e| format!("running the C compiler: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "gcc failed on {}:\n{}",
-            c.display(),
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .take(30)
-                .collect::<Vec<_>>()
-                .join("\n")
-        ));
+        .map_err(|e| format!("linking: {e}"))?;
+    for o in &objs {
+        let _ = std::fs::remove_file(o);
     }
-    let _ = std::fs::remove_file(&c);
+    if !out.status.success() {
+        return Err(format!("linking failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
     Ok(so)
 }
 
@@ -243,10 +276,10 @@ impl CLib {
 
     /// The argument bytes the last callee recorded (and resets them).
     fn take_dump(&self) -> Vec<u8> {
-        // SAFETY: diff_len <= sizeof diff_buf (64 KiB); the test is the
+        // SAFETY: diff_len <= sizeof diff_buf (1 MiB); the test is the
         // only user of the library's globals.
         unsafe {
-            let n = (*self.len).min(1 << 16);
+            let n = (*self.len).min(1 << 20);
             let v = std::slice::from_raw_parts(self.buf, n).to_vec();
             *self.len = 0;
             std::ptr::write_bytes(self.buf, 0x5a, n);
@@ -278,7 +311,8 @@ fn run_gcc(g: &GenSig, jsig: &Signature, lib: &CLib) -> Result<(), String> {
     for mode in [ArgMode::Pointers, ArgMode::Frame] {
         for bound in [false, true] {
             let got_ret = call_through(g, jsig, mode, bound, callee)?;
-            let got_args = lib.take_dump();
+            let raw = lib.take_dump();
+            let got_args = g.dump_of_raw_args(&raw).unwrap_or(raw);
             let what = format!("jitffi {mode:?} bound={bound} -> gcc callee");
             if got_args != want_args {
                 return Err(describe(g, &format!("{what}: argument"), &got_args, &want_args, &types));
@@ -292,18 +326,28 @@ fn run_gcc(g: &GenSig, jsig: &Signature, lib: &CLib) -> Result<(), String> {
     // Reverse: the gcc-compiled caller calls a jitffi closure.
     let caller = lib.func(&g.caller_name())?;
     // SAFETY: the generated caller has exactly this C type.
-    let caller: extern "C" fn(*const c_void, *mut u8) -> usize =
+    let caller: extern "C" fn(*const c_void, *const *const u8, *mut u8) -> usize =
         unsafe { std::mem::transmute(caller) };
     let (c, seen) = recorder(g, jsig, ret_img)?;
-    let mut out = vec![0u8; 4096];
-    let n = caller(c.code_ptr(), out.as_mut_ptr());
+    let (imgs, _) = g.expected_args();
+    let ptrs: Vec<*const u8> = imgs.iter().map(|v| v.as_ptr()).collect();
+    let rsize = g.ret.as_ref().map_or(0, |t| g.size(t) as usize);
+    let mut out = vec![0u128; rsize.div_ceil(16) + 1];
+    let n = caller(c.code_ptr(), ptrs.as_ptr(), out.as_mut_ptr().cast());
+    if n != rsize {
+        return Err(format!("gcc caller returned {n} result bytes, want {rsize}"));
+    }
+    let got_ret = match &g.ret {
+        None => Vec::new(),
+        // SAFETY: out holds the result's rsize bytes.
+        Some(t) => unsafe { g.dump_from(t, out.as_ptr().cast()) },
+    };
     let got_args = seen.lock().unwrap().clone();
     if got_args != want_args {
         return Err(describe(g, "gcc caller -> jitffi closure: argument", &got_args, &want_args, &types));
     }
-    let got_ret = &out[..n.min(out.len())];
     if got_ret != want_ret {
-        return Err(describe(g, "gcc caller -> jitffi closure: result", got_ret, &want_ret, &rtypes));
+        return Err(describe(g, "gcc caller -> jitffi closure: result", &got_ret, &want_ret, &rtypes));
     }
     Ok(())
 }
@@ -332,7 +376,7 @@ fn differential() {
 
     // A producer thread generates and compiles batch k+1 while batch k runs.
     let (tx, rx) = mpsc::sync_channel::<Batch>(1);
-    let (seed, count) = (cfg.seed, cfg.count);
+    let (seed, count, verbose) = (cfg.seed, cfg.count, cfg.verbose);
     let dir2 = dir.clone();
     let producer = std::thread::spawn(move || {
         for (n, first) in (0..count).step_by(BATCH).enumerate() {
@@ -343,7 +387,12 @@ fn differential() {
                 })
                 .collect();
             let gs: Vec<GenSig> = sigs.iter().map(|(_, g)| g.clone()).collect();
-            let lib = compile(&dir2, n, &diff::cgen::batch_source(&gs));
+            let t0 = Instant::now();
+            let parts = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+            let lib = compile(&dir2, n, &diff::cgen::batch_sources(&gs, parts));
+            if verbose {
+                say(&format!("batch {n}: gcc {:.2} s", t0.elapsed().as_secs_f64()));
+            }
             if tx.send(Batch { sigs, lib }).is_err() {
                 return;
             }

@@ -688,6 +688,38 @@ impl GenSig {
         out
     }
 
+    /// The leaves of all arguments laid end to end, each argument's raw
+    /// image `sizeof` bytes after the previous one: `(offset, dump size)`.
+    pub fn arg_leaf_table(&self) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        let mut base = 0;
+        for t in &self.args {
+            for l in self.leaves(t) {
+                out.push((base + l.offset, l.prim.dump_size(self.abi)));
+            }
+            base += self.size(t);
+        }
+        out
+    }
+
+    /// Total bytes of all arguments' raw images end to end.
+    pub fn args_raw_size(&self) -> usize {
+        self.args.iter().map(|t| self.size(t) as usize).sum()
+    }
+
+    /// The dump bytes (leaves only) of arguments' raw images laid end to
+    /// end (as the C callee writes them); `None` if `raw` is too short.
+    pub fn dump_of_raw_args(&self, raw: &[u8]) -> Option<Vec<u8>> {
+        if raw.len() < self.args_raw_size() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for (off, n) in self.arg_leaf_table() {
+            out.extend_from_slice(&raw[off as usize..(off + n) as usize]);
+        }
+        Some(out)
+    }
+
     /// Describes which leaf a byte offset into a dump belongs to.
     pub fn locate(&self, types: &[(String, &Ty)], mut at: usize) -> String {
         for (name, t) in types {
@@ -820,6 +852,17 @@ static inline uint64_t dfnv(const unsigned char *p, size_t n) {
 }
 static inline float dv_f32(uint64_t h) { int32_t v = (int32_t)(uint32_t)h; v >>= 8; return (float)v / 256.0f; }
 static inline double dv_f64(uint64_t h) { int64_t v = (int64_t)h; v >>= 11; return (double)v / 1048576.0; }
-unsigned char diff_buf[1 << 16];
-size_t diff_len;
+/* FNV-1a over the value bytes of the leaves listed as (offset, size) pairs. */
+static uint64_t dleafhash(const unsigned char *p, const unsigned int *t, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++)
+        for (unsigned int k = 0; k < t[2 * i + 1]; k++) { h ^= p[t[2 * i] + k]; h *= 0x100000001b3ULL; }
+    return h;
+}
+extern unsigned char diff_buf[1 << 20];
+extern size_t diff_len;
 "#;
+
+/// The definitions of the globals [`C_PRELUDE`] declares (in one file of a
+/// library).
+pub const C_GLOBALS: &str = "unsigned char diff_buf[1 << 20];\nsize_t diff_len;\n";
