@@ -176,6 +176,7 @@ struct Stats {
     gcc_checked: [usize; 2],
     ffi_checked: [usize; 2],
     ffi_alternate: usize,
+    ffi_skipped: usize,
     ffi_refused: usize,
     variadic: usize,
     mismatches: Vec<String>,
@@ -433,8 +434,12 @@ fn differential() {
             let fg = if dffi::eligible(g) {
                 g
             } else {
-                st.ffi_alternate += 1;
                 alt = gen_ffi_sig(*seed);
+                if !dffi::eligible(&alt) {
+                    st.ffi_skipped += 1;
+                    continue;
+                }
+                st.ffi_alternate += 1;
                 &alt
             };
             let jsig = match parse(fg) {
@@ -462,7 +467,7 @@ fn differential() {
     let secs = start.elapsed().as_secs_f64();
     let summary = format!(
         "{} signatures, {} mismatches\n  seed {}; {:.1} s; checked against gcc: {} SysV + {} Win64 ({} variadic in total); \
-         against libffi: {} SysV + {} Win64 ({} of them drawn without unions/packed/__int128; refused by ffi_prep_cif: {}); \
+         against libffi: {} SysV + {} Win64 ({} of them drawn without unions/packed/__int128/_Complex; refused by ffi_prep_cif: {}; none describable: {}); \
          skipped as Unsupported by jitffi's planner: {}",
         st.sigs,
         st.mismatches.len(),
@@ -475,6 +480,7 @@ fn differential() {
         st.ffi_checked[1],
         st.ffi_alternate,
         st.ffi_refused,
+        st.ffi_skipped,
         st.unsupported,
     );
     say(&summary);

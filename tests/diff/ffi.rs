@@ -50,12 +50,21 @@ pub fn eligible(g: &GenSig) -> bool {
         return false;
     }
     // With unions excluded, the leaves are every scalar of every type.
-    g.args.iter().chain(g.ret.iter()).all(|t| {
+    let scalars_ok = g.args.iter().chain(g.ret.iter()).all(|t| {
         g.leaves(t).iter().all(|l| {
-            !matches!(l.prim, Prim::I128 | Prim::U128)
+            !matches!(l.prim, Prim::I128 | Prim::U128 | Prim::CFloat | Prim::CDouble)
                 && !(g.abi == Abi::Win64 && l.prim == Prim::LDouble)
         })
-    })
+    });
+    // libffi 3.4.4 returns a small struct holding a long double (psABI
+    // class X87: gcc returns it in st0) as if it were INTEGER class.
+    let ret_ok = match &g.ret {
+        Some(t @ Ty::Rec(_)) => {
+            g.size(t) > 16 || g.leaves(t).iter().all(|l| l.prim != Prim::LDouble)
+        }
+        _ => true,
+    };
+    scalars_ok && ret_ok
 }
 
 /// Owns the `ffi_type` descriptions of one signature.
