@@ -302,16 +302,13 @@ impl Opts {
         }
     }
 
-    /// What libffi can describe (no unions, no `__int128`, no packed
-    /// records) and gets right: no `_Complex` (libffi 3.4.4's `ffi_call`
-    /// sometimes loads a later SSE argument into a complex argument's
-    /// register; see docs/differential.md).
+    /// What libffi can describe: no unions, no `__int128`, no packed
+    /// records.
     pub fn libffi(abi: Abi) -> Opts {
         Opts {
             unions: false,
             packed: false,
             int128: false,
-            complex: false,
             ..Opts::gcc(abi)
         }
     }
