@@ -24,7 +24,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use diff::ffi::{self as dffi, call_through, recorder};
-use diff::gen::{GenSig, Opts, SplitMix, Source, Ty};
+use diff::gen::{GenSig, Opts, Source, SplitMix, Ty};
 use jitffi::call::ArgMode;
 use jitffi::cdecl::parse_signature;
 use jitffi::{Abi, Signature};
@@ -157,7 +157,10 @@ fn compile(dir: &Path, n: usize, srcs: &[String]) -> Result<PathBuf, String> {
         let _ = std::fs::remove_file(o);
     }
     if !out.status.success() {
-        return Err(format!("linking failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "linking failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(so)
 }
@@ -258,7 +261,8 @@ impl CLib {
         let (buf, len) = unsafe {
             (
                 *lib.get::<*mut u8>(b"diff_buf").map_err(|e| e.to_string())?,
-                *lib.get::<*mut usize>(b"diff_len").map_err(|e| e.to_string())?,
+                *lib.get::<*mut usize>(b"diff_len")
+                    .map_err(|e| e.to_string())?,
             )
         };
         Ok(CLib { lib, buf, len })
@@ -316,10 +320,22 @@ fn run_gcc(g: &GenSig, jsig: &Signature, lib: &CLib) -> Result<(), String> {
             let got_args = g.dump_of_raw_args(&raw).unwrap_or(raw);
             let what = format!("jitffi {mode:?} bound={bound} -> gcc callee");
             if got_args != want_args {
-                return Err(describe(g, &format!("{what}: argument"), &got_args, &want_args, &types));
+                return Err(describe(
+                    g,
+                    &format!("{what}: argument"),
+                    &got_args,
+                    &want_args,
+                    &types,
+                ));
             }
             if got_ret != want_ret {
-                return Err(describe(g, &format!("{what}: result"), &got_ret, &want_ret, &rtypes));
+                return Err(describe(
+                    g,
+                    &format!("{what}: result"),
+                    &got_ret,
+                    &want_ret,
+                    &rtypes,
+                ));
             }
         }
     }
@@ -336,7 +352,9 @@ fn run_gcc(g: &GenSig, jsig: &Signature, lib: &CLib) -> Result<(), String> {
     let mut out = vec![0u128; rsize.div_ceil(16) + 1];
     let n = caller(c.code_ptr(), ptrs.as_ptr(), out.as_mut_ptr().cast());
     if n != rsize {
-        return Err(format!("gcc caller returned {n} result bytes, want {rsize}"));
+        return Err(format!(
+            "gcc caller returned {n} result bytes, want {rsize}"
+        ));
     }
     let got_ret = match &g.ret {
         None => Vec::new(),
@@ -345,10 +363,22 @@ fn run_gcc(g: &GenSig, jsig: &Signature, lib: &CLib) -> Result<(), String> {
     };
     let got_args = seen.lock().unwrap().clone();
     if got_args != want_args {
-        return Err(describe(g, "gcc caller -> jitffi closure: argument", &got_args, &want_args, &types));
+        return Err(describe(
+            g,
+            "gcc caller -> jitffi closure: argument",
+            &got_args,
+            &want_args,
+            &types,
+        ));
     }
     if got_ret != want_ret {
-        return Err(describe(g, "gcc caller -> jitffi closure: result", &got_ret, &want_ret, &rtypes));
+        return Err(describe(
+            g,
+            "gcc caller -> jitffi closure: result",
+            &got_ret,
+            &want_ret,
+            &rtypes,
+        ));
     }
     Ok(())
 }
@@ -392,7 +422,10 @@ fn differential() {
             let parts = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
             let lib = compile(&dir2, n, &diff::cgen::batch_sources(&gs, parts));
             if verbose {
-                say(&format!("batch {n}: gcc {:.2} s", t0.elapsed().as_secs_f64()));
+                say(&format!(
+                    "batch {n}: gcc {:.2} s",
+                    t0.elapsed().as_secs_f64()
+                ));
             }
             if tx.send(Batch { sigs, lib }).is_err() {
                 return;

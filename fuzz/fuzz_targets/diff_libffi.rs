@@ -44,6 +44,9 @@ fuzz_target!(|data: &[u8]| {
         return; // Unsupported: skipped, as in the test.
     }
     if let Err(m) = check_libffi(&g, &jsig) {
-        panic!("MISMATCH [libffi, {abi}]: {m}\n  declaration: {}", decl.replace('\n', " "));
+        panic!(
+            "MISMATCH [libffi, {abi}]: {m}\n  declaration: {}",
+            decl.replace('\n', " ")
+        );
     }
 });

@@ -105,7 +105,9 @@ pub fn sig_source(g: &GenSig) -> String {
         params.join(", ")
     ));
     for i in 0..g.nfixed {
-        s.push_str(&format!("    memcpy(p, &a{i}, sizeof a{i}); p += sizeof a{i};\n"));
+        s.push_str(&format!(
+            "    memcpy(p, &a{i}, sizeof a{i}); p += sizeof a{i};\n"
+        ));
     }
     if g.variadic {
         let last = format!("a{}", g.nfixed - 1);
@@ -129,7 +131,9 @@ pub fn sig_source(g: &GenSig) -> String {
             } else {
                 s.push_str(&format!("    {t} a{i} = __builtin_va_arg(ap, {t});\n"));
             }
-            s.push_str(&format!("    memcpy(p, &a{i}, sizeof a{i}); p += sizeof a{i};\n"));
+            s.push_str(&format!(
+                "    memcpy(p, &a{i}, sizeof a{i}); p += sizeof a{i};\n"
+            ));
         }
         if win {
             s.push_str("    __builtin_ms_va_end(ap);\n");
@@ -172,7 +176,10 @@ pub fn sig_source(g: &GenSig) -> String {
         argnames.push(format!("a{i}"));
     }
     match &g.ret {
-        None => s.push_str(&format!("    f({});\n    return 0;\n}}\n\n", argnames.join(", "))),
+        None => s.push_str(&format!(
+            "    f({});\n    return 0;\n}}\n\n",
+            argnames.join(", ")
+        )),
         Some(_) => s.push_str(&format!(
             "    {ret} r = f({});\n    memcpy(out, &r, sizeof r);\n    return sizeof r;\n}}\n\n",
             argnames.join(", ")

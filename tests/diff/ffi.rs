@@ -18,9 +18,8 @@ use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
 use libffi::raw::{
-    ffi_abi, ffi_call, ffi_cif, ffi_closure, ffi_closure_alloc, ffi_closure_free,
-    ffi_prep_cif, ffi_prep_cif_var, ffi_prep_closure_loc, ffi_status_FFI_OK, ffi_type,
-    FFI_TYPE_STRUCT,
+    ffi_abi, ffi_call, ffi_cif, ffi_closure, ffi_closure_alloc, ffi_closure_free, ffi_prep_cif,
+    ffi_prep_cif_var, ffi_prep_closure_loc, ffi_status_FFI_OK, ffi_type, FFI_TYPE_STRUCT,
 };
 
 use super::gen::{GenSig, Prim, Ty, ValKind};
@@ -271,16 +270,13 @@ unsafe extern "C" fn ffi_handler(
 }
 
 fn first_diff(a: &[u8], b: &[u8]) -> usize {
-    a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()))
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()))
 }
 
-fn describe(
-    g: &GenSig,
-    what: &str,
-    got: &[u8],
-    want: &[u8],
-    types: &[(String, &Ty)],
-) -> String {
+fn describe(g: &GenSig, what: &str, got: &[u8], want: &[u8], types: &[(String, &Ty)]) -> String {
     let at = first_diff(got, want);
     format!(
         "{what}: {} (got {} bytes, want {}; at {}: got {:02x?}, want {:02x?})",
@@ -313,7 +309,9 @@ pub fn call_through(
     let t = Trampoline::compile(jsig, mode, bound.then_some(target))
         .map_err(|e| format!("compile {mode:?} bound={bound}: {e}"))?;
     let (imgs, _) = g.expected_args();
-    let mut ret = buf(t.ret_buffer_size().max(g.ret.as_ref().map_or(0, |r| g.size(r)) as usize));
+    let mut ret = buf(t
+        .ret_buffer_size()
+        .max(g.ret.as_ref().map_or(0, |r| g.size(r)) as usize));
     let ret_ptr = ret.as_mut_ptr().cast::<c_void>();
     let callee = if bound { std::ptr::null() } else { target };
     match mode {
@@ -324,7 +322,11 @@ pub fn call_through(
                     let mut b = buf(img.len());
                     // SAFETY: b holds at least img.len() bytes.
                     unsafe {
-                        std::ptr::copy_nonoverlapping(img.as_ptr(), b.as_mut_ptr().cast(), img.len())
+                        std::ptr::copy_nonoverlapping(
+                            img.as_ptr(),
+                            b.as_mut_ptr().cast(),
+                            img.len(),
+                        )
                     };
                     b
                 })
@@ -347,7 +349,9 @@ pub fn call_through(
             let fb = frame.as_mut_ptr().cast::<u8>();
             for (img, &off) in imgs.iter().zip(&offs) {
                 // SAFETY: the frame holds every argument at its offset.
-                unsafe { std::ptr::copy_nonoverlapping(img.as_ptr(), fb.add(off as usize), img.len()) };
+                unsafe {
+                    std::ptr::copy_nonoverlapping(img.as_ptr(), fb.add(off as usize), img.len())
+                };
             }
             // SAFETY: as above, with a frame laid out by frame_offsets().
             unsafe { t.call_raw(callee, frame.as_ptr().cast(), ret_ptr) };
@@ -439,7 +443,12 @@ pub fn hits_libffi_574(g: &GenSig) -> bool {
             })
             .collect()
     };
-    let (mut gpr, mut sse) = (usize::from(matches!(&g.ret, Some(t) if classify(t) == [C::Mem] && matches!(t, Ty::Rec(_)))), 0);
+    let (mut gpr, mut sse) = (
+        usize::from(
+            matches!(&g.ret, Some(t) if classify(t) == [C::Mem] && matches!(t, Ty::Rec(_))),
+        ),
+        0,
+    );
     for t in &g.args {
         let cl = classify(t);
         if cl.contains(&C::Mem) {
@@ -480,7 +489,8 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
     });
     let mut code: *mut c_void = std::ptr::null_mut();
     // SAFETY: allocates a closure object and its code address.
-    let closure = unsafe { ffi_closure_alloc(size_of::<ffi_closure>(), &mut code) } as *mut ffi_closure;
+    let closure =
+        unsafe { ffi_closure_alloc(size_of::<ffi_closure>(), &mut code) } as *mut ffi_closure;
     if closure.is_null() {
         return Err("ffi_closure_alloc failed".into());
     }
@@ -513,11 +523,23 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
                 let seen = ctx.seen.borrow().clone();
                 let what = format!("jitffi {mode:?} bound={bound} -> libffi closure");
                 if seen != want_args {
-                    result = Err(describe(g, &format!("{what}: argument"), &seen, &want_args, &types));
+                    result = Err(describe(
+                        g,
+                        &format!("{what}: argument"),
+                        &seen,
+                        &want_args,
+                        &types,
+                    ));
                     break 'outer;
                 }
                 if got_ret != want_ret {
-                    result = Err(describe(g, &format!("{what}: result"), &got_ret, &want_ret, &rtypes));
+                    result = Err(describe(
+                        g,
+                        &format!("{what}: result"),
+                        &got_ret,
+                        &want_ret,
+                        &rtypes,
+                    ));
                     break 'outer;
                 }
             }
@@ -538,7 +560,9 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
         .map(|img| {
             let mut b = buf(img.len());
             // SAFETY: b holds at least img.len() bytes.
-            unsafe { std::ptr::copy_nonoverlapping(img.as_ptr(), b.as_mut_ptr().cast(), img.len()) };
+            unsafe {
+                std::ptr::copy_nonoverlapping(img.as_ptr(), b.as_mut_ptr().cast(), img.len())
+            };
             b
         })
         .collect();
@@ -548,11 +572,22 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
     // function of that type; args and result buffers are as the cif says.
     unsafe {
         let f: unsafe extern "C" fn() = std::mem::transmute(c.code_ptr());
-        ffi_call(&mut *cif.cif, Some(f), rbuf.as_mut_ptr().cast(), ptrs.as_mut_ptr());
+        ffi_call(
+            &mut *cif.cif,
+            Some(f),
+            rbuf.as_mut_ptr().cast(),
+            ptrs.as_mut_ptr(),
+        );
     }
     let got_args = seen.lock().unwrap().clone();
     if got_args != want_args {
-        return Err(describe(g, "ffi_call -> jitffi closure: argument", &got_args, &want_args, &types));
+        return Err(describe(
+            g,
+            "ffi_call -> jitffi closure: argument",
+            &got_args,
+            &want_args,
+            &types,
+        ));
     }
     let got_ret = match &g.ret {
         None => Vec::new(),
@@ -560,7 +595,13 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
         Some(r) => unsafe { g.dump_from(r, bytes_of(&rbuf)) },
     };
     if got_ret != want_ret {
-        return Err(describe(g, "ffi_call -> jitffi closure: result", &got_ret, &want_ret, &rtypes));
+        return Err(describe(
+            g,
+            "ffi_call -> jitffi closure: result",
+            &got_ret,
+            &want_ret,
+            &rtypes,
+        ));
     }
     drop(c);
     Ok(true)

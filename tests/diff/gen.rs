@@ -727,11 +727,7 @@ impl GenSig {
             for l in self.leaves(t) {
                 let n = l.prim.dump_size(self.abi) as usize;
                 if at < n {
-                    return format!(
-                        "{name}{} ({}, byte {at} of {n})",
-                        l.path,
-                        l.prim.jit_name()
-                    );
+                    return format!("{name}{} ({}, byte {at} of {n})", l.path, l.prim.jit_name());
                 }
                 at -= n;
             }
