@@ -51,8 +51,9 @@ pub fn eligible(g: &GenSig) -> bool {
     // With unions excluded, the leaves are every scalar of every type.
     let scalars_ok = g.args.iter().chain(g.ret.iter()).all(|t| {
         g.leaves(t).iter().all(|l| {
-            !matches!(l.prim, Prim::I128 | Prim::U128)
-                && !(g.abi == Abi::Win64 && l.prim == Prim::LDouble)
+            let unsupported = matches!(l.prim, Prim::I128 | Prim::U128)
+                || (g.abi == Abi::Win64 && l.prim == Prim::LDouble);
+            !unsupported
         })
     });
     // libffi 3.4.4 returns a small struct holding a long double (psABI
@@ -68,6 +69,9 @@ pub fn eligible(g: &GenSig) -> bool {
 
 /// Owns the `ffi_type` descriptions of one signature.
 struct Types {
+    // Boxed: libffi keeps pointers to the descriptors, which must not move
+    // when the vector grows.
+    #[allow(clippy::vec_box)]
     boxes: Vec<Box<ffi_type>>,
     elems: Vec<Vec<*mut ffi_type>>,
 }
