@@ -500,7 +500,7 @@ fn differential() {
     let secs = start.elapsed().as_secs_f64();
     let summary = format!(
         "{} signatures, {} mismatches\n  seed {}; {:.1} s; checked against gcc: {} SysV + {} Win64 ({} variadic in total); \
-         against libffi: {} SysV + {} Win64 ({} of them drawn without unions/packed/__int128/_Complex; refused by ffi_prep_cif: {}; none describable: {}); \
+         against libffi: {} SysV + {} Win64 ({} of them drawn without unions/packed/__int128; refused by ffi_prep_cif: {}; none describable: {}); \
          skipped as Unsupported by jitffi's planner: {}",
         st.sigs,
         st.mismatches.len(),
