@@ -141,8 +141,13 @@ struct Values {
 
 /// Result buffer: 16-byte aligned, large enough for every row.
 #[repr(C, align(16))]
-#[derive(Default)]
 struct Ret([u8; 64]);
+
+impl Default for Ret {
+    fn default() -> Ret {
+        Ret([0; 64])
+    }
+}
 
 fn ptr<T>(r: &T) -> *const c_void {
     (r as *const T).cast()
@@ -291,11 +296,9 @@ impl Case {
         unsafe {
             match C {
                 1 => (black_box(self.ptr_entry))(std::ptr::null(), self.args.as_ptr().cast(), ret),
-                2 => (black_box(self.frame_entry))(
-                    std::ptr::null(),
-                    self.frame.as_ptr().cast(),
-                    ret,
-                ),
+                2 => {
+                    (black_box(self.frame_entry))(std::ptr::null(), self.frame.as_ptr().cast(), ret)
+                }
                 _ => {
                     if let Some(cif) = &self.cif {
                         cif.call(self.target, self.args.as_ptr(), ret)
@@ -457,7 +460,7 @@ fn main() {
         .collect();
     for (row, c) in cases.iter_mut().enumerate() {
         let want = direct_result(row, &v);
-        for col in 1..COLS.len() {
+        for (col, name) in COLS.iter().enumerate().skip(1) {
             if col == 3 && c.cif.is_none() {
                 continue;
             }
@@ -468,7 +471,7 @@ fn main() {
                 _ => c.call::<3>(),
             }
             if c.result() != want.as_slice() {
-                fail(&format!("row {} column {}: wrong result", ROWS[row], COLS[col]));
+                fail(&format!("row {} column {name}: wrong result", ROWS[row]));
             }
         }
     }
