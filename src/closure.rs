@@ -443,7 +443,12 @@ impl InstalledBody {
 pub fn install_body(sig: &Signature) -> Result<InstalledBody, Error> {
     let (bytes, rows) = emit_body_with_unwind(sig)?;
     let code = CodeArena::global().install(&bytes)?;
-    crate::perfmap::record(crate::perfmap::Kind::Closure, sig, code.as_ptr(), code.len());
+    crate::perfmap::record(
+        crate::perfmap::Kind::Closure,
+        sig,
+        code.as_ptr(),
+        code.len(),
+    );
     let unwind = match rows {
         // SAFETY: the rows describe exactly these bytes, installed at
         // `code`; the registration is dropped before `code`.

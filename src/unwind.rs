@@ -225,8 +225,8 @@ pub fn eh_frame(start: u64, len: u64, rows: &[UnwindRow]) -> Result<Vec<u8>, Unw
     uleb(&mut out, reg::RA as u64); // return address column
     uleb(&mut out, 1); // augmentation data length
     out.push(DW_EH_PE_ABSPTR); // R: FDE address encoding
-    // Initial instructions: at entry the CFA is rsp + 8 and the return
-    // address is at CFA − 8 (the call pushed it).
+                               // Initial instructions: at entry the CFA is rsp + 8 and the return
+                               // address is at CFA − 8 (the call pushed it).
     out.push(DW_CFA_DEF_CFA);
     uleb(&mut out, reg::RSP as u64);
     uleb(&mut out, 8);
@@ -238,7 +238,7 @@ pub fn eh_frame(start: u64, len: u64, rows: &[UnwindRow]) -> Result<Vec<u8>, Unw
     // FDE (LSB "The Frame Description Entry Format").
     let fde = out.len();
     out.extend_from_slice(&[0; 4]); // length, patched
-    // CIE pointer: distance from this field back to the CIE.
+                                    // CIE pointer: distance from this field back to the CIE.
     out.extend_from_slice(&((fde + 4) as u32).to_le_bytes());
     out.extend_from_slice(&start.to_le_bytes()); // pc_begin (absptr)
     out.extend_from_slice(&len.to_le_bytes()); // pc_range
@@ -309,10 +309,16 @@ pub fn eh_frame(start: u64, len: u64, rows: &[UnwindRow]) -> Result<Vec<u8>, Unw
 /// and drop it before the code.
 pub struct Registration {
     /// The section; 8-byte aligned storage (libgcc reads the words in place).
-    #[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_os = "linux")),
+        allow(dead_code)
+    )]
     section: Box<[u64]>,
     /// What was handed to `__register_frame` (null: nothing registered).
-    #[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_os = "linux")),
+        allow(dead_code)
+    )]
     registered: *const u8,
 }
 
@@ -494,10 +500,7 @@ mod tests {
         assert_eq!(&fde[8..16], &0x1000u64.to_le_bytes());
         assert_eq!(&fde[16..24], &0x40u64.to_le_bytes());
         assert_eq!(fde[24], 0); // no augmentation data
-        assert_eq!(
-            &fde[25..34],
-            &[0x41, 0x0e, 16, 0x86, 2, 0x43, 0x0c, 6, 16]
-        );
+        assert_eq!(&fde[25..34], &[0x41, 0x0e, 16, 0x86, 2, 0x43, 0x0c, 6, 16]);
         let len = u32::from_le_bytes(fde[..4].try_into().unwrap()) as usize;
         assert_eq!((len + 4) % 8, 0);
         assert_eq!(&fde[len + 4..], &[0, 0, 0, 0]);

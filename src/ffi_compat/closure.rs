@@ -215,7 +215,10 @@ pub unsafe extern "C" fn ffi_prep_closure_loc(
     // SAFETY: body is the closure body compiled for this cif's signature
     // and jitffi's slot layout; handler and ctx stay valid until
     // ffi_closure_free (ctx is owned by the record).
-    unsafe { rec.slot.publish(body, handler as *const () as usize, ctx_ptr, 0) };
+    unsafe {
+        rec.slot
+            .publish(body, handler as *const () as usize, ctx_ptr, 0)
+    };
     FFI_OK
 }
 
