@@ -256,7 +256,12 @@ impl Trampoline {
             // bytes, installed at `code`; the registration is stored next
             // to `code` and dropped before it.
             Some(rows) => Some(unsafe {
-                crate::unwind::Registration::register(code.as_ptr(), code.len(), &rows)
+                crate::unwind::Registration::register_named(
+                    code.as_ptr(),
+                    code.len(),
+                    &rows,
+                    || crate::perfmap::symbol_name(crate::perfmap::Kind::Call, sig),
+                )
             }?),
             None => None,
         };

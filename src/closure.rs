@@ -453,7 +453,9 @@ pub fn install_body(sig: &Signature) -> Result<InstalledBody, Error> {
         // SAFETY: the rows describe exactly these bytes, installed at
         // `code`; the registration is dropped before `code`.
         Some(rows) => Some(unsafe {
-            crate::unwind::Registration::register(code.as_ptr(), code.len(), &rows)
+            crate::unwind::Registration::register_named(code.as_ptr(), code.len(), &rows, || {
+                crate::perfmap::symbol_name(crate::perfmap::Kind::Closure, sig)
+            })
         }?),
         None => None,
     };

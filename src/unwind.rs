@@ -35,6 +35,15 @@
 //! `__unw_add_dynamic_fde`, as other JITs (wasmtime, LLVM's
 //! `RTDyldMemoryManager::registerEHFramesInProcess`) do.
 //!
+//! Debuggers do not read the unwinder's registry: gdb finds frame tables
+//! and symbols for JIT code through its own interface (gdb manual, "JIT
+//! Compilation Interface": `__jit_debug_descriptor` and
+//! `__jit_debug_register_code`), fed an in-memory ELF object. [`gdb`]
+//! builds one per code blob (`.text`, `.eh_frame`, a symbol named as in
+//! the perf map) when `JITFFI_GDB_JIT=1` is set or the process is traced
+//! (a debugger already attached at the first registration); otherwise it
+//! costs nothing.
+//!
 //! Only x86-64 emitters report rows; AArch64 code gets no tables yet.
 
 use std::fmt;
@@ -320,6 +329,8 @@ pub struct Registration {
         allow(dead_code)
     )]
     registered: *const u8,
+    /// The object registered with gdb's JIT interface, if any.
+    gdb: Option<gdb::Entry>,
 }
 
 // SAFETY: the section is owned, immutable after registration, and only
@@ -378,6 +389,22 @@ impl Registration {
         len: usize,
         rows: &[UnwindRow],
     ) -> Result<Registration, UnwindError> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { Self::register_named(start, len, rows, || "jitffi:code".into()) }
+    }
+
+    /// [`register`](Self::register), also naming the code `name()` for a
+    /// debugger (see [`gdb`]; `name` is called only when that is enabled).
+    ///
+    /// # Safety
+    ///
+    /// As for [`register`](Self::register).
+    pub unsafe fn register_named(
+        start: *const u8,
+        len: usize,
+        rows: &[UnwindRow],
+        name: impl FnOnce() -> String,
+    ) -> Result<Registration, UnwindError> {
         let bytes = eh_frame(start as u64, len as u64, rows)?;
         let mut section = vec![0u64; bytes.len().div_ceil(8)].into_boxed_slice();
         for (w, c) in section.iter_mut().zip(bytes.chunks(8)) {
@@ -385,10 +412,19 @@ impl Registration {
             b[..c.len()].copy_from_slice(c);
             *w = u64::from_ne_bytes(b);
         }
+        let gdb = if gdb::enabled() {
+            // SAFETY: the caller vouches that start..start+len is installed
+            // code, readable.
+            let code = unsafe { std::slice::from_raw_parts(start, len) };
+            Some(gdb::Entry::register(code, start as u64, &bytes, &name()))
+        } else {
+            None
+        };
         #[allow(unused_mut)]
         let mut reg = Registration {
             section,
             registered: std::ptr::null(),
+            gdb,
         };
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         {
@@ -420,12 +456,247 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        if let Some(e) = self.gdb.take() {
+            e.unregister();
+        }
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         if !self.registered.is_null() {
             // SAFETY: exactly the pointer registered in `register`, not yet
             // deregistered; libgcc aborts on an unknown pointer, which this
             // cannot be.
             unsafe { sys::__deregister_frame(self.registered) };
+        }
+    }
+}
+
+pub mod gdb {
+    //! gdb's JIT interface (gdb manual, "JIT Compilation Interface"): the
+    //! process exports `__jit_debug_descriptor`, a list of in-memory object
+    //! files, and calls `__jit_debug_register_code` (on which gdb keeps a
+    //! breakpoint) after each change. Each object here is a minimal ELF
+    //! relocatable file (System V gABI "Object Files") with the code's
+    //! bytes as `.text` at its run-time address, its `.eh_frame`, and one
+    //! function symbol, so `bt` walks through the code and names it.
+
+    use std::sync::{Mutex, OnceLock};
+
+    /// `struct jit_code_entry`.
+    #[repr(C)]
+    pub struct JitCodeEntry {
+        next_entry: *mut JitCodeEntry,
+        prev_entry: *mut JitCodeEntry,
+        symfile_addr: *const u8,
+        symfile_size: u64,
+    }
+
+    /// `struct jit_descriptor`.
+    #[repr(C)]
+    pub struct JitDescriptor {
+        version: u32,
+        action_flag: u32,
+        relevant_entry: *mut JitCodeEntry,
+        first_entry: *mut JitCodeEntry,
+    }
+
+    const JIT_REGISTER_FN: u32 = 1;
+    const JIT_UNREGISTER_FN: u32 = 2;
+
+    /// The descriptor gdb reads, by this exact name.
+    #[no_mangle]
+    #[allow(non_upper_case_globals)]
+    pub static mut __jit_debug_descriptor: JitDescriptor = JitDescriptor {
+        version: 1,
+        action_flag: 0,
+        relevant_entry: std::ptr::null_mut(),
+        first_entry: std::ptr::null_mut(),
+    };
+
+    /// gdb breaks here to read the descriptor's change.
+    #[no_mangle]
+    #[inline(never)]
+    pub extern "C" fn __jit_debug_register_code() {
+        // Keeps the call (and the function) from being optimised away.
+        std::hint::black_box(());
+    }
+
+    /// Serialises changes to the descriptor's list.
+    static LOCK: Mutex<()> = Mutex::new(());
+
+    /// Whether objects are built for gdb: `JITFFI_GDB_JIT=1`, or a tracer
+    /// (a debugger) attached when this is first asked (`TracerPid` in
+    /// /proc/self/status, proc(5)). `JITFFI_GDB_JIT=0` turns it off.
+    pub fn enabled() -> bool {
+        static ON: OnceLock<bool> = OnceLock::new();
+        *ON.get_or_init(|| match std::env::var("JITFFI_GDB_JIT").as_deref() {
+            Ok("1") => true,
+            Ok("0") => false,
+            _ => std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("TracerPid:"))
+                    .is_some_and(|v| v.trim() != "0")
+            }),
+        })
+    }
+
+    /// One object registered with gdb; [`unregister`](Entry::unregister)
+    /// takes it back.
+    pub struct Entry {
+        entry: Box<JitCodeEntry>,
+        _image: Box<[u8]>,
+    }
+
+    fn put16(v: &mut Vec<u8>, x: u16) {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    fn put32(v: &mut Vec<u8>, x: u32) {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    fn put64(v: &mut Vec<u8>, x: u64) {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    fn align8(v: &mut Vec<u8>) {
+        while v.len() % 8 != 0 {
+            v.push(0);
+        }
+    }
+
+    /// The ELF image for `code` at `addr` with its `.eh_frame` section
+    /// (which must use absolute addresses, as [`super::eh_frame`]'s do):
+    /// header, .text, .eh_frame, .symtab, .strtab, .shstrtab, section
+    /// headers.
+    pub fn elf_image(code: &[u8], addr: u64, eh_frame: &[u8], name: &str) -> Vec<u8> {
+        let mut v = vec![0u8; 64];
+        let text_off = v.len();
+        v.extend_from_slice(code);
+        align8(&mut v);
+        let eh_off = v.len();
+        v.extend_from_slice(eh_frame);
+        align8(&mut v);
+        // .symtab: the null symbol, then the function (gABI "Symbol Table").
+        let sym_off = v.len();
+        v.extend_from_slice(&[0; 24]);
+        put32(&mut v, 1); // st_name: after the leading NUL of .strtab
+        v.push(0x12); // st_info: STB_GLOBAL << 4 | STT_FUNC
+        v.push(0); // st_other
+        put16(&mut v, 1); // st_shndx: .text
+        put64(&mut v, 0); // st_value: offset in .text (ET_REL)
+        put64(&mut v, code.len() as u64); // st_size
+        let str_off = v.len();
+        v.push(0);
+        v.extend(name.bytes().filter(|&b| b != 0));
+        v.push(0);
+        let str_size = v.len() - str_off;
+        let shstr_off = v.len();
+        let names = b"\0.text\0.eh_frame\0.symtab\0.strtab\0.shstrtab\0";
+        v.extend_from_slice(names);
+        align8(&mut v);
+        let sh_off = v.len();
+        // Section headers (gABI "Sections"): name offset in .shstrtab,
+        // type, flags, addr, offset, size, link, info, align, entsize.
+        // .eh_frame gets an address of its own past the code (absolute
+        // pointers in it need no relocation).
+        let eh_addr = addr + code.len().div_ceil(16) as u64 * 16 + 16;
+        type Sh = (u32, u32, u64, u64, usize, usize, u32, u32, u64, u64);
+        let shs: [Sh; 6] = [
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+            // .text: SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR.
+            (1, 1, 0x6, addr, text_off, code.len(), 0, 0, 16, 0),
+            // .eh_frame: SHT_PROGBITS, SHF_ALLOC.
+            (7, 1, 0x2, eh_addr, eh_off, eh_frame.len(), 0, 0, 8, 0),
+            // .symtab: SHT_SYMTAB, linked to .strtab, first global = 1.
+            (17, 2, 0, 0, sym_off, 48, 4, 1, 8, 24),
+            // .strtab, .shstrtab: SHT_STRTAB.
+            (25, 3, 0, 0, str_off, str_size, 0, 0, 1, 0),
+            (33, 3, 0, 0, shstr_off, names.len(), 0, 0, 1, 0),
+        ];
+        for (name, ty, flags, a, off, size, link, info, al, es) in shs {
+            put32(&mut v, name);
+            put32(&mut v, ty);
+            put64(&mut v, flags);
+            put64(&mut v, a);
+            put64(&mut v, off as u64);
+            put64(&mut v, size as u64);
+            put32(&mut v, link);
+            put32(&mut v, info);
+            put64(&mut v, al);
+            put64(&mut v, es);
+        }
+        // ELF header (gABI "ELF Header"): 64-bit, little endian, ET_REL,
+        // EM_X86_64 (62).
+        let mut h = Vec::with_capacity(64);
+        h.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
+        h.extend_from_slice(&[0; 8]);
+        put16(&mut h, 1); // e_type: ET_REL
+        put16(&mut h, 62); // e_machine: EM_X86_64
+        put32(&mut h, 1); // e_version
+        put64(&mut h, 0); // e_entry
+        put64(&mut h, 0); // e_phoff
+        put64(&mut h, sh_off as u64); // e_shoff
+        put32(&mut h, 0); // e_flags
+        put16(&mut h, 64); // e_ehsize
+        put16(&mut h, 0); // e_phentsize
+        put16(&mut h, 0); // e_phnum
+        put16(&mut h, 64); // e_shentsize
+        put16(&mut h, 6); // e_shnum
+        put16(&mut h, 5); // e_shstrndx
+        v[..64].copy_from_slice(&h);
+        v
+    }
+
+    impl Entry {
+        /// Builds the object for `code` (at `addr`) and registers it.
+        pub fn register(code: &[u8], addr: u64, eh_frame: &[u8], name: &str) -> Entry {
+            let image = elf_image(code, addr, eh_frame, name).into_boxed_slice();
+            let mut entry = Box::new(JitCodeEntry {
+                next_entry: std::ptr::null_mut(),
+                prev_entry: std::ptr::null_mut(),
+                symfile_addr: image.as_ptr(),
+                symfile_size: image.len() as u64,
+            });
+            let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            let d = std::ptr::addr_of_mut!(__jit_debug_descriptor);
+            let e: *mut JitCodeEntry = &mut *entry;
+            // SAFETY: the descriptor and the list's entries are only changed
+            // under LOCK; every entry is a live Box owned by an Entry until
+            // it is unlinked in `unregister`.
+            unsafe {
+                (*e).next_entry = (*d).first_entry;
+                if !(*d).first_entry.is_null() {
+                    (*(*d).first_entry).prev_entry = e;
+                }
+                (*d).first_entry = e;
+                (*d).relevant_entry = e;
+                (*d).action_flag = JIT_REGISTER_FN;
+            }
+            __jit_debug_register_code();
+            Entry {
+                entry,
+                _image: image,
+            }
+        }
+
+        /// Unlinks the object and tells gdb.
+        pub fn unregister(mut self) {
+            let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            let d = std::ptr::addr_of_mut!(__jit_debug_descriptor);
+            let e: *mut JitCodeEntry = &mut *self.entry;
+            // SAFETY: as in `register`; `e` is in the list.
+            unsafe {
+                let (prev, next) = ((*e).prev_entry, (*e).next_entry);
+                if prev.is_null() {
+                    (*d).first_entry = next;
+                } else {
+                    (*prev).next_entry = next;
+                }
+                if !next.is_null() {
+                    (*next).prev_entry = prev;
+                }
+                (*d).relevant_entry = e;
+                (*d).action_flag = JIT_UNREGISTER_FN;
+            }
+            __jit_debug_register_code();
+            // SAFETY: as above.
+            unsafe { (*d).relevant_entry = std::ptr::null_mut() };
         }
     }
 }
