@@ -778,6 +778,39 @@ mod tests {
     }
 
     #[test]
+    fn gdb_object_is_well_formed_elf() {
+        use object::{Object, ObjectSection, ObjectSymbol};
+        let code = [0x55u8, 0x48, 0x89, 0xe5, 0x5d, 0xc3];
+        let eh = eh_frame(0x7000_1000, 6, &[]).unwrap();
+        let img = gdb::elf_image(&code, 0x7000_1000, &eh, "jitffi:call:int(int)");
+        let f = object::File::parse(&*img).expect("parses as ELF");
+        assert_eq!(f.architecture(), object::Architecture::X86_64);
+        let text = f.section_by_name(".text").unwrap();
+        assert_eq!(text.address(), 0x7000_1000);
+        assert_eq!(text.data().unwrap(), &code);
+        let ehs = f.section_by_name(".eh_frame").unwrap();
+        assert_eq!(ehs.data().unwrap(), &eh[..]);
+        let sym = f
+            .symbols()
+            .find(|s| s.name() == Ok("jitffi:call:int(int)"))
+            .unwrap();
+        assert_eq!(sym.size(), 6);
+        assert_eq!(sym.section_index(), Some(text.index()));
+    }
+
+    #[test]
+    fn gdb_list_links_and_unlinks() {
+        let eh = eh_frame(0x1000, 1, &[]).unwrap();
+        let a = gdb::Entry::register(&[0xc3], 0x1000, &eh, "a");
+        let b = gdb::Entry::register(&[0xc3], 0x2000, &eh, "b");
+        let c = gdb::Entry::register(&[0xc3], 0x3000, &eh, "c");
+        b.unregister();
+        a.unregister();
+        c.unregister();
+        // Other tests may register concurrently; ours are all gone.
+    }
+
+    #[test]
     fn bad_rows_are_errors() {
         let r = |at| UnwindRow {
             at,

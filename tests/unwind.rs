@@ -374,3 +374,47 @@ fn registrations_come_and_go() {
     let (frames, _) = backtrace_through("int bt_here(void **, int);", "bt_here", false, 0);
     assert!(contains(&frames, &marker_range()));
 }
+
+#[test]
+fn gdb_backtrace_walks_and_names_a_trampoline() {
+    // gdb reads jitffi's objects through its JIT interface (the process is
+    // traced, so jitffi registers them). Skipped without gdb.
+    let Ok(v) = Command::new("gdb").arg("--version").output() else {
+        eprintln!("no gdb: skipped");
+        return;
+    };
+    assert!(v.status.success());
+    let out = Command::new("gdb")
+        .args([
+            "-batch",
+            "-nx",
+            "-ex",
+            "set breakpoint pending on",
+            "-ex",
+            "break div",
+            "-ex",
+            "run",
+            "-ex",
+            "bt",
+            "--args",
+            env!("CARGO_BIN_EXE_jitffi"),
+            "call",
+            "libc.so.6",
+            "typedef struct {int q, r;} d; d div(int, int)",
+            "7",
+            "2",
+        ])
+        .output()
+        .expect("run gdb");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+    assert!(frames.len() >= 3, "{text}");
+    assert!(frames[0].contains("div"), "{text}");
+    assert!(
+        frames[1].contains("jitffi:call:struct d(int, int)"),
+        "{text}"
+    );
+    // The frame above the trampoline is its Rust caller, not a bogus one.
+    assert!(frames[2].contains("call_raw"), "{text}");
+    assert!(!text.contains("?? ()"), "{text}");
+}
