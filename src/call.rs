@@ -177,13 +177,16 @@ pub fn emit(
     emit_with_unwind(sig, mode, target).map(|(plan, bytes, _)| (plan, bytes))
 }
 
+/// A plan, its code, and the code's frame changes (`crate::unwind`).
+type Emitted = (CallPlan, Vec<u8>, Option<Vec<crate::unwind::UnwindRow>>);
+
 /// [`emit`], with the frame changes for the unwind tables (`None` where
 /// the emitter reports none: AArch64).
 fn emit_with_unwind(
     sig: &Signature,
     mode: ArgMode,
     target: Option<*const c_void>,
-) -> Result<(CallPlan, Vec<u8>, Option<Vec<crate::unwind::UnwindRow>>), Error> {
+) -> Result<Emitted, Error> {
     // The emitters validate the plan before reading it.
     let plan = crate::abi::plan(sig)?;
     let (offsets, _) = sig.frame_layout();

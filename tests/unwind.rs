@@ -147,9 +147,14 @@ fn sig(decl: &str) -> jitffi::Signature {
 type Frames = Vec<usize>;
 
 /// The Rust frame the backtrace must reach: it calls the trampoline.
+///
+/// # Safety
+///
+/// `entry` must be a trampoline entry for `target`'s signature, and
+/// `args`/`ret` buffers that signature's call reads and writes.
 #[no_mangle]
 #[inline(never)]
-pub extern "C" fn jitffi_unwind_test_marker(
+pub unsafe extern "C" fn jitffi_unwind_test_marker(
     entry: Entry,
     target: *const c_void,
     args: *const c_void,
@@ -196,12 +201,16 @@ fn backtrace_through(decl: &str, target: &str, mode_bound: bool, extra: usize) -
         args.push(v as *const i64 as *const c_void);
     }
     let mut ret = [0u64; 2];
-    jitffi_unwind_test_marker(
-        t.entry(),
-        f,
-        args.as_ptr() as *const c_void,
-        ret.as_mut_ptr() as *mut c_void,
-    );
+    // SAFETY: the entry was compiled for f's declaration; args points at
+    // every argument, ret holds the int result.
+    unsafe {
+        jitffi_unwind_test_marker(
+            t.entry(),
+            f,
+            args.as_ptr() as *const c_void,
+            ret.as_mut_ptr() as *mut c_void,
+        )
+    };
     let n = ret[0] as i32;
     let frames = buf[..n.max(0) as usize]
         .iter()
