@@ -15,7 +15,7 @@
 //! - `ignored`: nothing passed; `sret` for the result: hidden pointer in rdi,
 //!   returned in rax; `void`: no result.
 
-use jitffi::abi::x86::{RAX, RDI};
+use jitffi::abi::x86::{RAX, RDI, RSI};
 use jitffi::abi::{reg_name, ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
 use jitffi::cdecl::parse_signature;
 use jitffi::types::{Abi, Signature};
@@ -758,4 +758,67 @@ fn refused_rather_than_guessed() {
         "typedef struct __attribute__((aligned(32))) { int i; } B; void f(long, B);",
         Some(1),
     );
+}
+
+/// Nested records are classified recursively, each with the post-merger
+/// cleanup, before merging into the parent (psABI §3.2.3 "each field is
+/// classified recursively"; gcc's classify_argument). Found by the gcc
+/// differential test (seeds 2700, 12199, 11077); expected locations from
+/// `gcc -O2 -S`.
+#[test]
+fn nested_records_are_classified_before_merging() {
+    // Inner union INTEGER (SSE merged with INTEGER) then X87 merged with
+    // INTEGER = INTEGER: rdi:rsi.
+    let sig = parse_signature(
+        "typedef union { double d; __int128 i; } V; typedef union { long double f0; V v; } U; \
+         long double f(U)",
+        Abi::SysV64,
+    )
+    .unwrap();
+    let plan = jitffi::abi::plan(&sig).unwrap();
+    plan.validate(&sig).unwrap();
+    assert_eq!(
+        plan.args[0],
+        ArgPlan::Direct(vec![
+            Part {
+                offset: 0,
+                size: 8,
+                loc: Loc::Reg(Reg::Gpr(RDI)),
+                class: PartClass::Int,
+                ext: Ext::None
+            },
+            Part {
+                offset: 8,
+                size: 8,
+                loc: Loc::Reg(Reg::Gpr(RSI)),
+                class: PartClass::Int,
+                ext: Ext::None
+            },
+        ])
+    );
+    // An inner union of INTEGER, X87UP (first seed) or with an X87UP merged
+    // with SSE (second seed): the nested cleanup makes it MEMORY, so the
+    // whole argument goes on the stack, as gcc passes it.
+    for decl in [
+        "typedef union { const double *p; long double x[1]; unsigned char c; } S0; \
+         typedef struct { const double *p; } S1; \
+         typedef union __attribute__((packed)) { char c; S0 s; S1 t[2]; long long l; } U; \
+         long double f(unsigned char, U)",
+        "typedef struct { int i; } S6; \
+         typedef union __attribute__((packed)) { long double x; signed char c[3]; _Complex double z[1]; } S7; \
+         typedef union { S6 a[4]; S7 b; _Bool c; signed char d; } U; int f(U)",
+    ] {
+        let sig = parse_signature(decl, Abi::SysV64).unwrap();
+        let plan = jitffi::abi::plan(&sig).unwrap();
+        plan.validate(&sig).unwrap();
+        let last = plan.args.last().unwrap();
+        match last {
+            ArgPlan::Direct(parts) => {
+                assert_eq!(parts.len(), 1, "{decl}: {last:?}");
+                assert!(matches!(parts[0].loc, Loc::Stack(_)), "{decl}: {last:?}");
+                assert_eq!(parts[0].class, PartClass::Memory, "{decl}");
+            }
+            other => panic!("{decl}: {other:?}"),
+        }
+    }
 }

@@ -208,17 +208,57 @@ fn merge_leaves(ty: &Type, off: u32, classes: &mut [Class; 2]) -> Result<bool, S
             Ok(true)
         }
         Type::Record(r) => {
+            // "Each field of an object is classified recursively": a nested
+            // struct or union is classified on its own first, with the
+            // post-merger cleanup, and only then merged into its parent (as
+            // gcc's classify_argument does). The merge rules depend on the
+            // order once x87 classes meet others, so a flat walk over all
+            // leaves disagrees with gcc: `union { long double f; union {
+            // double d; __int128 i; } v; }` is INTEGER, INTEGER (rdi:rsi)
+            // only when the inner union is merged first (found by the gcc
+            // differential test, seed 2700).
+            let mut own = [Class::NoClass; 2];
             for f in &r.fields {
                 let at = off
                     .checked_add(f.offset)
                     .ok_or_else(|| "member offset overflows".to_string())?;
-                if !merge_leaves(&f.ty, at, classes)? {
+                if !merge_leaves(&f.ty, at, &mut own)? {
                     return Ok(false);
                 }
+            }
+            let first = (off / 8) as usize;
+            let last = ((off + ty.size() - 1) / 8) as usize;
+            if !nested_cleanup(&mut own, first, last.min(1)) {
+                return Ok(false);
+            }
+            for (c, o) in classes.iter_mut().zip(own) {
+                *c = merge(*c, o);
             }
             Ok(true)
         }
     }
+}
+
+/// The post-merger cleanup (psABI §3.2.3 rule 5) on the eightbytes
+/// `first..=last` that a nested aggregate occupies; `false` when it makes
+/// the aggregate MEMORY (which makes everything containing it MEMORY).
+fn nested_cleanup(classes: &mut [Class; 2], first: usize, last: usize) -> bool {
+    use Class::*;
+    for i in first..=last {
+        // (a) MEMORY anywhere: the whole aggregate is in memory.
+        if classes[i] == Memory {
+            return false;
+        }
+        // (b) X87UP not preceded by X87 (within the aggregate): memory.
+        if classes[i] == X87Up && (i == first || classes[i - 1] != X87) {
+            return false;
+        }
+        // (d) SSEUP not preceded by SSE or SSEUP becomes SSE.
+        if classes[i] == SseUp && (i == first || !matches!(classes[i - 1], Sse | SseUp)) {
+            classes[i] = Sse;
+        }
+    }
+    true
 }
 
 /// psABI §3.2.3 classification rule 5, the post-merger cleanup, on an
