@@ -427,3 +427,43 @@ fn gdb_backtrace_walks_and_names_a_trampoline() {
     assert!(frames[2].contains("call_raw"), "{text}");
     assert!(!text.contains("?? ()"), "{text}");
 }
+
+/// libgcc's `struct dwarf_eh_bases` (unwind-dw2-fde.h).
+#[repr(C)]
+struct EhBases {
+    tbase: *mut c_void,
+    dbase: *mut c_void,
+    func: *mut c_void,
+}
+
+extern "C" {
+    /// libgcc: the FDE covering `pc`, or null (unwind-dw2-fde-dip.c).
+    fn _Unwind_Find_FDE(pc: *mut c_void, bases: *mut EhBases) -> *const c_void;
+}
+
+fn fde_start(pc: *const c_void) -> Option<usize> {
+    let mut b = EhBases {
+        tbase: std::ptr::null_mut(),
+        dbase: std::ptr::null_mut(),
+        func: std::ptr::null_mut(),
+    };
+    // SAFETY: a lookup; `b` is written only.
+    let f = unsafe { _Unwind_Find_FDE(pc as *mut c_void, &mut b) };
+    (!f.is_null()).then_some(b.func as usize)
+}
+
+#[test]
+fn the_unwinder_finds_an_fde_for_every_kind_of_code() {
+    let s = sig("int f(int, int);");
+    let t = Trampoline::compile(&s, ArgMode::Frame, None).expect("compile");
+    let entry = t.entry() as *const c_void;
+    // SAFETY: an address inside the trampoline's code.
+    let inside = unsafe { entry.cast::<u8>().add(t.code().len() - 1) }.cast();
+    assert_eq!(fde_start(entry), Some(entry as usize));
+    assert_eq!(fde_start(inside), Some(entry as usize));
+
+    let c = Closure::new(&s, |_, _| {}).expect("closure");
+    // The stub: its run's FDE covers it.
+    let stub = c.code_ptr();
+    assert!(fde_start(stub).is_some_and(|f| f <= stub as usize));
+}
