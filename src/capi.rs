@@ -12,8 +12,9 @@ use crate::call::{ArgMode, Trampoline};
 use crate::types::{Abi, Signature};
 use crate::Error;
 
-/// Opaque `jitffi_sig`.
-pub struct JitffiSig(Signature);
+/// Opaque `jitffi_sig`: the signature, and its closure type once a closure
+/// has been made from it (so later closures skip the body lookup).
+pub struct JitffiSig(Signature, std::sync::OnceLock<crate::closure::ClosureType>);
 
 /// Opaque `jitffi_call`.
 pub struct JitffiCall(Trampoline);
@@ -122,7 +123,9 @@ pub unsafe extern "C" fn jitffi_sig_parse(
         match crate::cdecl::parse_signature(text, abi) {
             Ok(sig) => {
                 // SAFETY: out is non-null and writable.
-                unsafe { *out = Box::into_raw(Box::new(JitffiSig(sig))) };
+                unsafe {
+                    *out = Box::into_raw(Box::new(JitffiSig(sig, std::sync::OnceLock::new())))
+                };
                 OK
             }
             Err(e) => fail(ERR_PARSE, e.to_string()),
@@ -299,9 +302,16 @@ pub unsafe extern "C" fn jitffi_closure_new(
         let Some(handler) = handler else {
             return fail(ERR_INVALID, "jitffi_closure_new: handler is NULL");
         };
+        let ty = match sig.1.get() {
+            Some(t) => *t,
+            None => match crate::closure::Closure::prepare(&sig.0) {
+                Ok(t) => *sig.1.get_or_init(|| t),
+                Err(e) => return fail(error_code(&e), e.to_string()),
+            },
+        };
         // SAFETY: the caller keeps ctx valid for the handler while the
         // closure lives (the contract above).
-        match unsafe { crate::closure::Closure::new_raw(&sig.0, handler, ctx) } {
+        match unsafe { ty.create_raw(handler, ctx) } {
             Ok(c) => {
                 let p = c.code_ptr() as *mut c_void;
                 // SAFETY: out and code are non-null and writable.

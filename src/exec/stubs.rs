@@ -333,22 +333,9 @@ fn run_bytes() -> usize {
 fn map_run() -> io::Result<Vec<NonNull<Slot>>> {
     let bytes = run_bytes();
     let stub = host_stub(bytes as i64)?;
-    // SAFETY: an anonymous private mapping at an address of the kernel's
-    // choosing; no existing memory is affected.
-    let base = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            2 * bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if base == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    let base = base.cast::<u8>();
+    // Mapped RW near the program's text, like code chunks (see
+    // `sys::map_rw`): the stubs are call targets of the runtime's code.
+    let base = super::sys::map_rw(2 * bytes)?.as_ptr();
     if (base as usize + 2 * bytes) as u64 > 1 << (ADDR_BITS + 5) {
         // The free list's packed head holds addresses below 2^48 only.
         // SAFETY: the mapping is ours and nothing refers to it yet.
