@@ -56,6 +56,9 @@ struct Compiled {
     offsets: Vec<u32>,
     frame_size: usize,
     entry: Entry,
+    /// The code's unwind tables, registered with the unwinder (x86-64
+    /// Linux); dropped, and so deregistered, before the code is freed.
+    _unwind: Option<crate::unwind::Registration>,
     /// Owns the executable memory `entry` points into; declared last so it
     /// is dropped after everything else.
     code: Code,
@@ -171,6 +174,19 @@ pub fn emit(
     mode: ArgMode,
     target: Option<*const c_void>,
 ) -> Result<(CallPlan, Vec<u8>), Error> {
+    emit_with_unwind(sig, mode, target).map(|(plan, bytes, _)| (plan, bytes))
+}
+
+/// A plan, its code, and the code's frame changes (`crate::unwind`).
+type Emitted = (CallPlan, Vec<u8>, Option<Vec<crate::unwind::UnwindRow>>);
+
+/// [`emit`], with the frame changes for the unwind tables (`None` where
+/// the emitter reports none: AArch64).
+fn emit_with_unwind(
+    sig: &Signature,
+    mode: ArgMode,
+    target: Option<*const c_void>,
+) -> Result<Emitted, Error> {
     // The emitters validate the plan before reading it.
     let plan = crate::abi::plan(sig)?;
     let (offsets, _) = sig.frame_layout();
@@ -187,11 +203,18 @@ pub fn emit(
         }
         Some(p) => Target::Bound(p as usize as u64),
     };
-    let bytes = match sig.abi.isa() {
-        Isa::X86_64 => crate::arch::x86_64::emit_forward(sig, &plan, source, bind)?,
-        Isa::Aarch64 => crate::arch::aarch64::emit_forward(sig, &plan, source, bind)?,
+    let (bytes, rows) = match sig.abi.isa() {
+        Isa::X86_64 => {
+            let (b, r) = crate::arch::x86_64::emit_forward_with_unwind(sig, &plan, source, bind)?;
+            (b, Some(r))
+        }
+        // AArch64 trampolines have no unwind tables yet.
+        Isa::Aarch64 => (
+            crate::arch::aarch64::emit_forward(sig, &plan, source, bind)?,
+            None,
+        ),
     };
-    Ok((plan, bytes))
+    Ok((plan, bytes, rows))
 }
 
 impl Trampoline {
@@ -228,9 +251,23 @@ impl Trampoline {
         if let Some(inner) = hit {
             return Ok(Trampoline { inner });
         }
-        let (plan, bytes) = emit(sig, mode, target)?;
+        let (plan, bytes, rows) = emit_with_unwind(sig, mode, target)?;
         let (offsets, frame_size) = sig.frame_layout();
         let code = CodeArena::global().install(&bytes)?;
+        let unwind = match rows {
+            // SAFETY: the rows are the emitter's account of exactly these
+            // bytes, installed at `code`; the registration is stored next
+            // to `code` and dropped before it.
+            Some(rows) => Some(unsafe {
+                crate::unwind::Registration::register_named(
+                    code.as_ptr(),
+                    code.len(),
+                    &rows,
+                    || crate::perfmap::symbol_name(crate::perfmap::Kind::Call, sig),
+                )
+            }?),
+            None => None,
+        };
         crate::perfmap::record(crate::perfmap::Kind::Call, sig, code.as_ptr(), code.len());
         // SAFETY: `code` holds the instructions just emitted for exactly this
         // entry type (three pointer parameters in the host C convention, no
@@ -247,6 +284,7 @@ impl Trampoline {
             offsets,
             frame_size: frame_size as usize,
             entry,
+            _unwind: unwind,
             code,
         });
         if cache.entries >= cache.sweep_at {

@@ -392,7 +392,7 @@ fn body_for(sig: &Signature) -> Result<*const u8, Error> {
     if !sig.abi.executable_here() {
         return Err(Error::NotExecutable(sig.abi));
     }
-    type Bodies = HashMap<u64, Vec<(Signature, Code)>>;
+    type Bodies = HashMap<u64, Vec<(Signature, InstalledBody)>>;
     static BODIES: OnceLock<RwLock<Bodies>> = OnceLock::new();
     let map = BODIES.get_or_init(|| RwLock::new(HashMap::new()));
     let h = body_key_hash(sig);
@@ -411,12 +411,58 @@ fn body_for(sig: &Signature) -> Result<*const u8, Error> {
     }
     let mut key = sig.clone();
     key.name = None;
-    let bytes = emit_body(&key)?;
-    let code = CodeArena::global().install(&bytes)?;
-    let ptr = code.as_ptr();
-    crate::perfmap::record(crate::perfmap::Kind::Closure, &key, ptr, code.len());
-    m.entry(h).or_default().push((key, code));
+    let body = install_body(&key)?;
+    let ptr = body.as_ptr();
+    m.entry(h).or_default().push((key, body));
     Ok(ptr)
+}
+
+/// A closure body installed in executable memory, with its unwind tables
+/// registered (x86-64 Linux) for as long as it lives.
+pub struct InstalledBody {
+    /// Dropped (deregistered) before `code`.
+    _unwind: Option<crate::unwind::Registration>,
+    code: Code,
+}
+
+impl InstalledBody {
+    /// The body's entry address.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.code.as_ptr()
+    }
+
+    /// The installed code.
+    pub fn code(&self) -> &Code {
+        &self.code
+    }
+}
+
+/// Plans, emits and installs the closure body for `sig` into the global
+/// arena, and registers its unwind tables (so C++ exceptions and
+/// backtraces pass through it).
+pub fn install_body(sig: &Signature) -> Result<InstalledBody, Error> {
+    let (bytes, rows) = emit_body_with_unwind(sig)?;
+    let code = CodeArena::global().install(&bytes)?;
+    crate::perfmap::record(
+        crate::perfmap::Kind::Closure,
+        sig,
+        code.as_ptr(),
+        code.len(),
+    );
+    let unwind = match rows {
+        // SAFETY: the rows describe exactly these bytes, installed at
+        // `code`; the registration is dropped before `code`.
+        Some(rows) => Some(unsafe {
+            crate::unwind::Registration::register_named(code.as_ptr(), code.len(), &rows, || {
+                crate::perfmap::symbol_name(crate::perfmap::Kind::Closure, sig)
+            })
+        }?),
+        None => None,
+    };
+    Ok(InstalledBody {
+        _unwind: unwind,
+        code,
+    })
 }
 
 /// Whether two signatures have the same closure body (all but the name).
@@ -478,15 +524,28 @@ impl Hasher for FastHasher {
 
 /// Plans and emits the closure body for `sig` (any host; nothing executes).
 pub fn emit_body(sig: &Signature) -> Result<Vec<u8>, Error> {
+    emit_body_with_unwind(sig).map(|(bytes, _)| bytes)
+}
+
+/// [`emit_body`], with the frame changes for the unwind tables (`None`
+/// where the emitter reports none: AArch64).
+fn emit_body_with_unwind(
+    sig: &Signature,
+) -> Result<(Vec<u8>, Option<Vec<crate::unwind::UnwindRow>>), Error> {
     if sig.args.iter().any(|t| matches!(t, Type::Void)) {
         return Err(Error::Argument("an argument has type void".into()));
     }
     let plan = crate::abi::plan(sig)?;
     plan.validate(sig)?;
     match sig.abi.isa() {
-        Isa::X86_64 => Ok(crate::arch::x86_64::closure::emit_closure_body(sig, &plan)?),
-        Isa::Aarch64 => Ok(crate::arch::aarch64::closure::emit_closure_body(
-            sig, &plan,
-        )?),
+        Isa::X86_64 => {
+            let (b, r) = crate::arch::x86_64::closure::emit_closure_body_with_unwind(sig, &plan)?;
+            Ok((b, Some(r)))
+        }
+        // AArch64 closure bodies have no unwind tables yet.
+        Isa::Aarch64 => Ok((
+            crate::arch::aarch64::closure::emit_closure_body(sig, &plan)?,
+            None,
+        )),
     }
 }

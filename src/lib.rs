@@ -20,6 +20,7 @@ pub mod ffi_compat;
 pub mod library;
 pub mod perfmap;
 pub mod types;
+pub mod unwind;
 pub mod value;
 
 #[path = "../arch/mod.rs"]

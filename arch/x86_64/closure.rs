@@ -58,6 +58,7 @@ use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
 use crate::arch::EmitError;
 use crate::types::{Abi, Isa, Signature};
+use crate::unwind::{reg as dw, CfaRule, UnwindRow};
 
 /// Bytes of one closure stub (and of one data slot).
 pub const STUB_SIZE: usize = 32;
@@ -179,6 +180,17 @@ struct Frame {
 /// against it first. Any plan shape the emitter does not handle is an error,
 /// never wrong code.
 pub fn emit_closure_body(sig: &Signature, plan: &CallPlan) -> Result<Vec<u8>, EmitError> {
+    emit_closure_body_with_unwind(sig, plan).map(|(code, _)| code)
+}
+
+/// [`emit_closure_body`], also returning the frame changes the code makes
+/// (for unwind tables, `crate::unwind`). The body is entered by a jump
+/// from the stub, with the caller's return address on top of the stack:
+/// at entry the CFA is rsp + 8, as for any function.
+pub fn emit_closure_body_with_unwind(
+    sig: &Signature,
+    plan: &CallPlan,
+) -> Result<(Vec<u8>, Vec<UnwindRow>), EmitError> {
     if plan.abi.isa() != Isa::X86_64 || sig.abi != plan.abi {
         return err(format!(
             "the x86-64 closure emitter cannot emit a {} plan for a {} signature",
@@ -191,11 +203,14 @@ pub fn emit_closure_body(sig: &Signature, plan: &CallPlan) -> Result<Vec<u8>, Em
         ops: Asm::new(0),
         plan,
         frame,
+        rows: Vec::new(),
     };
     e.emit()?;
-    e.ops
+    let code = e
+        .ops
         .finalize()
-        .map_err(|x| EmitError(format!("assembler: {x}")))
+        .map_err(|x| EmitError(format!("assembler: {x}")))?;
+    Ok((code, e.rows))
 }
 
 /// Whether every piece of a value is on the stack and the pieces sit in the
@@ -265,19 +280,43 @@ struct Body<'a> {
     ops: Asm,
     plan: &'a CallPlan,
     frame: Frame,
+    /// Frame changes so far, for the unwind tables.
+    rows: Vec<UnwindRow>,
 }
 
 impl Body<'_> {
+    /// Records that `rule` holds from the current offset on.
+    fn row(&mut self, rule: CfaRule) {
+        let at = self.ops.offset().0 as u32;
+        self.rows.push(UnwindRow { at, rule });
+    }
+
     fn emit(&mut self) -> Result<(), EmitError> {
-        dynasm!(self.ops
-            ; .arch x64
-            ; push rbp
-            ; mov rbp, rsp
-        );
+        dynasm!(self.ops ; .arch x64 ; push rbp);
+        self.row(CfaRule::CfaOffset(16));
+        self.row(CfaRule::Saved {
+            reg: dw::RBP,
+            offset: -16,
+        });
+        dynasm!(self.ops ; .arch x64 ; mov rbp, rsp);
+        self.row(CfaRule::Cfa {
+            reg: dw::RBP,
+            offset: 16,
+        });
         self.alloc_frame(self.frame.size as u32);
         let win64 = self.plan.abi == Abi::Win64;
         if win64 {
             self.win64_save_restore(true)?;
+            // The Win64 caller's rdi and rsi are in the frame, `win64_save`
+            // above rsp = rbp − size = CFA − 16 − size. (xmm6–xmm15 are not
+            // described: libgcc has no columns for them on x86-64 and LLVM's
+            // libunwind refuses vector registers outside Windows.)
+            let base = self.frame.win64_save - 16 - self.frame.size as i64;
+            for (reg, off) in [(dw::RDI, base), (dw::RSI, base + 8)] {
+                let offset = i32::try_from(off)
+                    .map_err(|_| EmitError(format!("save offset {off} out of range")))?;
+                self.row(CfaRule::Saved { reg, offset });
+            }
         }
         self.spill_registers()?;
         self.stack_pieces()?;
@@ -314,11 +353,13 @@ impl Body<'_> {
         if win64 {
             self.win64_save_restore(false)?;
         }
-        dynasm!(self.ops
-            ; .arch x64
-            ; leave
-            ; ret
-        );
+        dynasm!(self.ops ; .arch x64 ; leave);
+        self.row(CfaRule::Cfa {
+            reg: dw::RSP,
+            offset: 8,
+        });
+        self.row(CfaRule::Restored(dw::RBP));
+        dynasm!(self.ops ; .arch x64 ; ret);
         Ok(())
     }
 

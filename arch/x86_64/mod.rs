@@ -64,6 +64,7 @@ use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 use super::{ArgSource, EmitError, Target};
 use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
 use crate::types::{Isa, Signature};
+use crate::unwind::{reg as dw, CfaRule, UnwindRow};
 
 const RAX: u8 = 0;
 const RCX: u8 = 1;
@@ -183,6 +184,19 @@ pub fn emit_forward(
     source: ArgSource<'_>,
     target: Target,
 ) -> Result<Vec<u8>, EmitError> {
+    emit_forward_with_unwind(sig, plan, source, target).map(|(code, _)| code)
+}
+
+/// [`emit_forward`], also returning the frame changes the code makes (for
+/// unwind tables, `crate::unwind`): each row takes effect at the
+/// instruction after the one that changed the frame. At entry (no row yet)
+/// the CFA is rsp + 8 with the return address at CFA − 8.
+pub fn emit_forward_with_unwind(
+    sig: &Signature,
+    plan: &CallPlan,
+    source: ArgSource<'_>,
+    target: Target,
+) -> Result<(Vec<u8>, Vec<UnwindRow>), EmitError> {
     if plan.abi.isa() != Isa::X86_64 || sig.abi != plan.abi {
         return err(format!(
             "the x86-64 emitter cannot emit a {} plan for a {} signature",
@@ -208,11 +222,14 @@ pub fn emit_forward(
         args_reg: ARGS,
         ret_reg: RET,
         scratch: [R11, RAX],
+        rows: Vec::new(),
     };
     e.emit(target)?;
-    e.ops
+    let code = e
+        .ops
         .finalize()
-        .map_err(|x| EmitError(format!("assembler: {x}")))
+        .map_err(|x| EmitError(format!("assembler: {x}")))?;
+    Ok((code, e.rows))
 }
 
 struct Emitter<'a> {
@@ -230,6 +247,8 @@ struct Emitter<'a> {
     /// several loads; a short piece for an XMM register): never an argument
     /// register, the target, `args_reg` or the value pointer.
     scratch: [u8; 2],
+    /// Frame changes so far, for the unwind tables.
+    rows: Vec<UnwindRow>,
 }
 
 /// Registers of the fast path (see [`Emitter::fast_path`]).
@@ -242,6 +261,12 @@ struct Fast {
 }
 
 impl Emitter<'_> {
+    /// Records that `rule` holds from the current offset on.
+    fn row(&mut self, rule: CfaRule) {
+        let at = self.ops.offset().0 as u32;
+        self.rows.push(UnwindRow { at, rule });
+    }
+
     fn emit(&mut self, target: Target) -> Result<(), EmitError> {
         match self.fast_path(target) {
             Some(f) => self.emit_fast(target, f),
@@ -358,10 +383,16 @@ impl Emitter<'_> {
         let mut sub = plan.stack_size as i32;
         if f.keep_ret {
             dynasm!(self.ops ; .arch x64 ; push rdx);
+            self.row(CfaRule::CfaOffset(16));
         } else if !tail {
             sub += 8;
         }
         self.add_rsp(-sub);
+        // The CFA is rsp + 8 at entry; the push and the sub move rsp down.
+        let depth = 8 + if f.keep_ret { 8 } else { 0 };
+        if sub != 0 {
+            self.row(CfaRule::CfaOffset((depth + sub) as u32));
+        }
 
         self.register_phase()?;
 
@@ -383,8 +414,12 @@ impl Emitter<'_> {
             return Ok(());
         }
         self.add_rsp(sub);
+        if sub != 0 {
+            self.row(CfaRule::CfaOffset(depth as u32));
+        }
         if f.keep_ret {
             dynasm!(self.ops ; .arch x64 ; pop rcx);
+            self.row(CfaRule::CfaOffset(8));
             self.result_phase()?;
         }
         dynasm!(self.ops ; .arch x64 ; ret);
@@ -431,13 +466,23 @@ impl Emitter<'_> {
         }
         let frame = frame as u32;
 
-        dynasm!(self.ops
-            ; .arch x64
-            ; push rbp
-            ; mov rbp, rsp
-        );
-        for &r in &saved {
+        dynasm!(self.ops ; .arch x64 ; push rbp);
+        self.row(CfaRule::CfaOffset(16));
+        self.row(CfaRule::Saved {
+            reg: dw::RBP,
+            offset: -16,
+        });
+        dynasm!(self.ops ; .arch x64 ; mov rbp, rsp);
+        self.row(CfaRule::Cfa {
+            reg: dw::RBP,
+            offset: 16,
+        });
+        for (k, &r) in saved.iter().enumerate() {
             self.push_pop(r, true);
+            self.row(CfaRule::Saved {
+                reg: dw::gpr(r),
+                offset: -24 - 8 * k as i32,
+            });
         }
         self.alloc_frame(frame);
         if uses_args {
@@ -483,11 +528,13 @@ impl Emitter<'_> {
         for &r in saved.iter().rev() {
             self.push_pop(r, false);
         }
-        dynasm!(self.ops
-            ; .arch x64
-            ; pop rbp
-            ; ret
-        );
+        dynasm!(self.ops ; .arch x64 ; pop rbp);
+        self.row(CfaRule::Cfa {
+            reg: dw::RSP,
+            offset: 8,
+        });
+        self.row(CfaRule::Restored(dw::RBP));
+        dynasm!(self.ops ; .arch x64 ; ret);
         Ok(())
     }
 

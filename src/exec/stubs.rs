@@ -379,6 +379,27 @@ fn map_run() -> io::Result<Vec<NonNull<Slot>>> {
     crate::arch::aarch64::closure::sync_icache(unsafe {
         std::slice::from_raw_parts(base.cast_const(), bytes)
     });
+    // Unwind tables for the run's stubs (x86-64): a stub changes neither
+    // rsp nor any callee-saved register (`lea r10, [rip + d]; jmp [r10]`),
+    // so the entry rule (CFA = rsp + 8, return address at CFA - 8) holds at
+    // every byte, which is what an FDE with no rows says. It matters only
+    // while the PC is inside a stub (a profiler's sample, a signal, a
+    // debugger's step): a stub jumps, so it is never a frame further up a
+    // stack. Registered once per run and never taken back: runs live for
+    // the rest of the process.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        // SAFETY: base..base + bytes is the run's stub code, executable
+        // from here on and never unmapped; no rows is the truth for it.
+        let reg = unsafe {
+            crate::unwind::Registration::register_named(base, bytes, &[], || {
+                "jitffi:closure-stubs".into()
+            })
+        };
+        if let Ok(r) = reg {
+            std::mem::forget(r);
+        }
+    }
     // Runs live for the rest of the process (see the module docs).
     RUNS.fetch_add(1, Ordering::Relaxed);
     Ok(out)

@@ -40,7 +40,6 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::call::{ArgMode, Entry, Trampoline};
-use crate::exec::Code;
 use crate::types::{Abi, Signature, Type};
 use crate::Error;
 
@@ -166,18 +165,15 @@ pub(crate) struct Prepared {
     /// Keeps `entry`'s code alive.
     _tramp: Trampoline,
     /// The closure body for this signature, compiled on first use.
-    body: OnceLock<Result<Code, String>>,
+    body: OnceLock<Result<crate::closure::InstalledBody, String>>,
 }
 
 impl Prepared {
     /// The closure body's address (compiling it on first use).
     pub(crate) fn closure_body(&self) -> Result<*const u8, String> {
-        let r = self.body.get_or_init(|| {
-            let bytes = crate::closure::emit_body(&self.sig).map_err(|e| e.to_string())?;
-            crate::exec::CodeArena::global()
-                .install(&bytes)
-                .map_err(|e| e.to_string())
-        });
+        let r = self
+            .body
+            .get_or_init(|| crate::closure::install_body(&self.sig).map_err(|e| e.to_string()));
         match r {
             Ok(code) => Ok(code.as_ptr()),
             Err(m) => Err(m.clone()),
