@@ -62,8 +62,14 @@ fn round(abi: Abi, t: u64, i: u64) -> u64 {
     let decls: [(&str, *const c_void); 4] = [
         ("long long f(long long)", sum1 as *const c_void),
         ("long long f(long long, long long)", sum2 as *const c_void),
-        ("long long f(long long, long long, long long)", sum3 as *const c_void),
-        ("double f(long long, double, int, double)", mix4 as *const c_void),
+        (
+            "long long f(long long, long long, long long)",
+            sum3 as *const c_void,
+        ),
+        (
+            "double f(long long, double, int, double)",
+            mix4 as *const c_void,
+        ),
     ];
     let (decl, target) = decls[((t + i) % 4) as usize];
     let sig = parse_signature(decl, abi).expect("declaration parses");

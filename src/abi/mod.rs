@@ -318,7 +318,7 @@ impl CallPlan {
                 self.check_loc(&mut seen, *ptr_in, 8, Who::ResultAddress)?;
             }
         }
-        let mut copies: Vec<(u32, u32)> = Vec::new();
+        let mut copies: Vec<(u32, u32, Who)> = Vec::new();
         for (i, (a, ty)) in self.args.iter().zip(&sig.args).enumerate() {
             let who = Who::Arg(i);
             match a {
@@ -337,16 +337,29 @@ impl CallPlan {
                             self.copy_area_size
                         ));
                     }
-                    if copies.iter().any(|(o, e)| *copy_offset < *e && *o < end) {
-                        return err(format!("{who}: overlapping by-reference copy"));
-                    }
-                    copies.push((*copy_offset, end));
+                    copies.push((*copy_offset, end, who));
                 }
                 ArgPlan::Ignored => {
                     if ty.size() != 0 {
                         return err(format!("{who}: a {}-byte value is ignored", ty.size()));
                     }
                 }
+            }
+        }
+        copies.sort_unstable_by_key(|(off, _, _)| *off);
+        for pair in copies.windows(2) {
+            if pair[1].0 < pair[0].1 {
+                return err(format!("{}: overlapping by-reference copy", pair[1].2));
+            }
+        }
+        seen.stack.sort_unstable_by_key(|(off, _, _)| *off);
+        for pair in seen.stack.windows(2) {
+            let ((o1, s1, w1), (o2, _, w2)) = (pair[0], pair[1]);
+            if o2 < o1 + s1 {
+                return err(format!(
+                    "stack bytes {o2}.. of {w2} overlap {w1} at {o1}..{}",
+                    o1 + s1
+                ));
             }
         }
         Ok(())
@@ -387,16 +400,9 @@ impl CallPlan {
                         self.stack_size
                     )));
                 }
-                if let Some((_, _, w)) = seen
-                    .stack
-                    .iter()
-                    .find(|(o, s, _)| off < o + s && *o < off + size)
-                {
-                    return Err(PlanError(format!(
-                        "stack bytes {off}..{} of {who} overlap {w}",
-                        off + size
-                    )));
-                }
+                // Overlaps are checked once all pieces are in (sorted), so
+                // validation stays O(n log n) for calls with many stack
+                // arguments.
                 seen.stack.push((off, size, who));
                 Ok(())
             }
