@@ -52,3 +52,22 @@ impl From<EmitError> for crate::Error {
         crate::Error::Emit(e.0)
     }
 }
+
+/// Splits `size` bytes into load/store chunks of 8, 4, 2 and 1 bytes (at
+/// most `max`, 8 or 4), as `(offset, chunk)` pairs in ascending order: how
+/// both emitters move a piece whose size is not a power of two without
+/// touching a byte outside it.
+pub(crate) fn chunks(size: u32, max: u32) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    for c in [8u32, 4, 2, 1] {
+        if c > max {
+            continue;
+        }
+        while size - off >= c {
+            out.push((off, c));
+            off += c;
+        }
+    }
+    out
+}

@@ -110,7 +110,7 @@ pub unsafe extern "C" fn jitffi_sig_parse(
             Err(m) => return fail(ERR_INVALID, format!("jitffi_sig_parse: {m}")),
         };
         // SAFETY: decl points at len readable bytes per the contract.
-        let bytes = unsafe { std::slice::from_raw_parts(decl as *const u8, len) };
+        let bytes = unsafe { std::slice::from_raw_parts(decl.cast::<u8>(), len) };
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
@@ -259,7 +259,7 @@ pub unsafe extern "C" fn jitffi_last_error(buf: *mut c_char, cap: usize) -> usiz
             let n = e.len().min(cap - 1);
             // SAFETY: buf has cap >= n + 1 writable bytes.
             unsafe {
-                std::ptr::copy_nonoverlapping(e.as_ptr(), buf as *mut u8, n);
+                std::ptr::copy_nonoverlapping(e.as_ptr(), buf.cast::<u8>(), n);
                 *buf.add(n) = 0;
             }
         }

@@ -1,10 +1,12 @@
 //! The README's C example, compiled with gcc against include/jitffi.h and
 //! libjitffi.so, and run: what a newcomer copies must work.
 
+// Runs a gcc-built program: x86-64 hosts only (not under qemu-user).
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 use std::path::PathBuf;
 use std::process::Command;
 
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 #[path = "support/cdylib.rs"]
 mod cdylib;
 

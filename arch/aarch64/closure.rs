@@ -50,10 +50,11 @@
 // dynasm's expansion of dynamic registers calls `.into()` on u8.
 #![allow(clippy::useless_conversion)]
 
-use dynasmrt::aarch64::Aarch64Relocation;
-use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi};
 
+use super::asm::{self, Asm, Op};
 use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
+use crate::arch::chunks;
 use crate::arch::EmitError;
 use crate::types::{Isa, Signature};
 
@@ -147,75 +148,12 @@ const CCNT: u8 = 14;
 /// Copies up to this many bytes with unrolled moves; larger with a loop.
 const UNROLL_LIMIT: u32 = 128;
 const PAGE: u64 = 4096;
-/// Largest offset `add_imm` reaches (two 12-bit immediates).
-const MAX_OFFSET: u64 = (1 << 24) - 1;
 /// Largest closure frame (the caller's stack arguments, at most 1 MiB, are
 /// read above it, so every offset stays below [`MAX_OFFSET`]).
 const MAX_FRAME: u64 = 1 << 23;
 
-type Asm = VecAssembler<Aarch64Relocation>;
-
 fn err<T>(msg: impl Into<String>) -> Result<T, EmitError> {
     Err(EmitError(msg.into()))
-}
-
-/// One load or store shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Ldrb,
-    LdrsbW,
-    LdrsbX,
-    Ldrh,
-    LdrshW,
-    LdrshX,
-    LdrW,
-    Ldrsw,
-    LdrX,
-    LdrB,
-    LdrH,
-    LdrS,
-    LdrD,
-    LdrQ,
-    Strb,
-    Strh,
-    StrW,
-    StrX,
-    StrB,
-    StrH,
-    StrS,
-    StrD,
-    StrQ,
-}
-
-impl Op {
-    /// Bytes accessed (also the scale of the unsigned-offset form).
-    fn size(self) -> u64 {
-        use Op::*;
-        match self {
-            Ldrb | LdrsbW | LdrsbX | LdrB | Strb | StrB => 1,
-            Ldrh | LdrshW | LdrshX | LdrH | Strh | StrH => 2,
-            LdrW | Ldrsw | LdrS | StrW | StrS => 4,
-            LdrX | LdrD | StrX | StrD => 8,
-            LdrQ | StrQ => 16,
-        }
-    }
-}
-
-/// Splits `size` bytes into chunks of at most `max` (8 or 4) bytes, as
-/// `(offset, chunk)` pairs in ascending order.
-fn chunks(size: u32, max: u32) -> Vec<(u32, u32)> {
-    let mut out = Vec::new();
-    let mut off = 0;
-    for c in [8u32, 4, 2, 1] {
-        if c > max {
-            continue;
-        }
-        while size - off >= c {
-            out.push((off, c));
-            off += c;
-        }
-    }
-    out
 }
 
 fn round16(x: u64) -> u64 {
@@ -402,92 +340,12 @@ impl Body<'_> {
 
     /// `x(dst) = x(base) + imm` (base 31 is sp), for `imm` below 16 MiB.
     fn add_imm(&mut self, dst: u8, base: u8, imm: u64) -> Result<(), EmitError> {
-        if imm > MAX_OFFSET {
-            return err(format!("offset {imm} is too large"));
-        }
-        let lo = (imm & 0xfff) as u32;
-        let hi = (imm >> 12) as u32;
-        if hi == 0 {
-            dynasm!(self.ops ; .arch aarch64 ; add XSP(dst), XSP(base), lo);
-        } else {
-            dynasm!(self.ops ; .arch aarch64 ; add XSP(dst), XSP(base), hi, lsl #12);
-            if lo != 0 {
-                dynasm!(self.ops ; .arch aarch64 ; add XSP(dst), XSP(dst), lo);
-            }
-        }
-        Ok(())
+        asm::add_imm(&mut self.ops, dst, base, imm)
     }
 
-    /// One load or store of register `rt` at `[base + off]` (base 31 is
-    /// sp): the scaled unsigned-offset form when the offset fits it, `ldur`/
-    /// `stur` for small unaligned offsets, otherwise via x11 = base + off.
+    /// One load or store of `rt` at `[base + off]` (see [`asm::mem`]).
     fn mem(&mut self, op: Op, rt: u8, base: u8, off: u64) -> Result<(), EmitError> {
-        let sz = op.size();
-        if off % sz == 0 && off / sz < 4096 {
-            self.mem_scaled(op, rt, base, off as u32);
-        } else if off < 256 {
-            self.mem_unscaled(op, rt, base, off as i32);
-        } else {
-            self.add_imm(ADDR, base, off)?;
-            self.mem_scaled(op, rt, ADDR, 0);
-        }
-        Ok(())
-    }
-
-    fn mem_scaled(&mut self, op: Op, t: u8, n: u8, o: u32) {
-        match op {
-            Op::Ldrb => dynasm!(self.ops ; .arch aarch64 ; ldrb W(t), [XSP(n), o]),
-            Op::LdrsbW => dynasm!(self.ops ; .arch aarch64 ; ldrsb W(t), [XSP(n), o]),
-            Op::LdrsbX => dynasm!(self.ops ; .arch aarch64 ; ldrsb X(t), [XSP(n), o]),
-            Op::Ldrh => dynasm!(self.ops ; .arch aarch64 ; ldrh W(t), [XSP(n), o]),
-            Op::LdrshW => dynasm!(self.ops ; .arch aarch64 ; ldrsh W(t), [XSP(n), o]),
-            Op::LdrshX => dynasm!(self.ops ; .arch aarch64 ; ldrsh X(t), [XSP(n), o]),
-            Op::LdrW => dynasm!(self.ops ; .arch aarch64 ; ldr W(t), [XSP(n), o]),
-            Op::Ldrsw => dynasm!(self.ops ; .arch aarch64 ; ldrsw X(t), [XSP(n), o]),
-            Op::LdrX => dynasm!(self.ops ; .arch aarch64 ; ldr X(t), [XSP(n), o]),
-            Op::LdrB => dynasm!(self.ops ; .arch aarch64 ; ldr B(t), [XSP(n), o]),
-            Op::LdrH => dynasm!(self.ops ; .arch aarch64 ; ldr H(t), [XSP(n), o]),
-            Op::LdrS => dynasm!(self.ops ; .arch aarch64 ; ldr S(t), [XSP(n), o]),
-            Op::LdrD => dynasm!(self.ops ; .arch aarch64 ; ldr D(t), [XSP(n), o]),
-            Op::LdrQ => dynasm!(self.ops ; .arch aarch64 ; ldr Q(t), [XSP(n), o]),
-            Op::Strb => dynasm!(self.ops ; .arch aarch64 ; strb W(t), [XSP(n), o]),
-            Op::Strh => dynasm!(self.ops ; .arch aarch64 ; strh W(t), [XSP(n), o]),
-            Op::StrW => dynasm!(self.ops ; .arch aarch64 ; str W(t), [XSP(n), o]),
-            Op::StrX => dynasm!(self.ops ; .arch aarch64 ; str X(t), [XSP(n), o]),
-            Op::StrB => dynasm!(self.ops ; .arch aarch64 ; str B(t), [XSP(n), o]),
-            Op::StrH => dynasm!(self.ops ; .arch aarch64 ; str H(t), [XSP(n), o]),
-            Op::StrS => dynasm!(self.ops ; .arch aarch64 ; str S(t), [XSP(n), o]),
-            Op::StrD => dynasm!(self.ops ; .arch aarch64 ; str D(t), [XSP(n), o]),
-            Op::StrQ => dynasm!(self.ops ; .arch aarch64 ; str Q(t), [XSP(n), o]),
-        }
-    }
-
-    fn mem_unscaled(&mut self, op: Op, t: u8, n: u8, o: i32) {
-        match op {
-            Op::Ldrb => dynasm!(self.ops ; .arch aarch64 ; ldurb W(t), [XSP(n), o]),
-            Op::LdrsbW => dynasm!(self.ops ; .arch aarch64 ; ldursb W(t), [XSP(n), o]),
-            Op::LdrsbX => dynasm!(self.ops ; .arch aarch64 ; ldursb X(t), [XSP(n), o]),
-            Op::Ldrh => dynasm!(self.ops ; .arch aarch64 ; ldurh W(t), [XSP(n), o]),
-            Op::LdrshW => dynasm!(self.ops ; .arch aarch64 ; ldursh W(t), [XSP(n), o]),
-            Op::LdrshX => dynasm!(self.ops ; .arch aarch64 ; ldursh X(t), [XSP(n), o]),
-            Op::LdrW => dynasm!(self.ops ; .arch aarch64 ; ldur W(t), [XSP(n), o]),
-            Op::Ldrsw => dynasm!(self.ops ; .arch aarch64 ; ldursw X(t), [XSP(n), o]),
-            Op::LdrX => dynasm!(self.ops ; .arch aarch64 ; ldur X(t), [XSP(n), o]),
-            Op::LdrB => dynasm!(self.ops ; .arch aarch64 ; ldur B(t), [XSP(n), o]),
-            Op::LdrH => dynasm!(self.ops ; .arch aarch64 ; ldur H(t), [XSP(n), o]),
-            Op::LdrS => dynasm!(self.ops ; .arch aarch64 ; ldur S(t), [XSP(n), o]),
-            Op::LdrD => dynasm!(self.ops ; .arch aarch64 ; ldur D(t), [XSP(n), o]),
-            Op::LdrQ => dynasm!(self.ops ; .arch aarch64 ; ldur Q(t), [XSP(n), o]),
-            Op::Strb => dynasm!(self.ops ; .arch aarch64 ; sturb W(t), [XSP(n), o]),
-            Op::Strh => dynasm!(self.ops ; .arch aarch64 ; sturh W(t), [XSP(n), o]),
-            Op::StrW => dynasm!(self.ops ; .arch aarch64 ; stur W(t), [XSP(n), o]),
-            Op::StrX => dynasm!(self.ops ; .arch aarch64 ; stur X(t), [XSP(n), o]),
-            Op::StrB => dynasm!(self.ops ; .arch aarch64 ; stur B(t), [XSP(n), o]),
-            Op::StrH => dynasm!(self.ops ; .arch aarch64 ; stur H(t), [XSP(n), o]),
-            Op::StrS => dynasm!(self.ops ; .arch aarch64 ; stur S(t), [XSP(n), o]),
-            Op::StrD => dynasm!(self.ops ; .arch aarch64 ; stur D(t), [XSP(n), o]),
-            Op::StrQ => dynasm!(self.ops ; .arch aarch64 ; stur Q(t), [XSP(n), o]),
-        }
+        asm::mem(&mut self.ops, op, rt, base, off, ADDR)
     }
 
     /// Stores every register piece into its argument's local buffer and

@@ -56,6 +56,7 @@ use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
+use crate::arch::chunks;
 use crate::arch::EmitError;
 use crate::types::{Abi, Isa, Signature};
 use crate::unwind::{reg as dw, CfaRule, UnwindRow};
@@ -130,20 +131,6 @@ fn err<T>(msg: impl Into<String>) -> Result<T, EmitError> {
 fn disp(a: i64, b: i64) -> Result<i32, EmitError> {
     i32::try_from(a + b)
         .map_err(|_| EmitError(format!("offset {} does not fit a displacement", a + b)))
-}
-
-/// Splits `size` bytes into chunks of 8, 4, 2 and 1 bytes (`(offset, len)`,
-/// ascending).
-fn chunks(size: u32) -> Vec<(u32, u32)> {
-    let mut out = Vec::new();
-    let mut off = 0;
-    for c in [8u32, 4, 2, 1] {
-        while size - off >= c {
-            out.push((off, c));
-            off += c;
-        }
-    }
-    out
 }
 
 fn round16(x: u64) -> u64 {
@@ -518,7 +505,7 @@ impl Body<'_> {
     /// Stores the low `size` (1–8) bytes of GPR `src` at `[rsp + d]`,
     /// writing exactly those bytes. Clobbers `src`.
     fn store_gpr(&mut self, src: u8, d: i32, size: u32) -> Result<(), EmitError> {
-        let parts = chunks(size);
+        let parts = chunks(size, 8);
         let last = parts.len().saturating_sub(1);
         for (k, (off, c)) in parts.into_iter().enumerate() {
             let dd = disp(d as i64, off as i64)?;
@@ -593,7 +580,7 @@ impl Body<'_> {
             );
             return Ok(());
         }
-        for (off, c) in chunks(size) {
+        for (off, c) in chunks(size, 8) {
             let src = disp(s as i64, off as i64)?;
             let dd = disp(d as i64, off as i64)?;
             match c {
@@ -763,7 +750,7 @@ impl Body<'_> {
             return err(format!("result: {size}-byte piece in a general register"));
         }
         // Zero extension (or none): these loads leave the upper bits zero.
-        for (k, (off, c)) in chunks(size).into_iter().enumerate() {
+        for (k, (off, c)) in chunks(size, 8).into_iter().enumerate() {
             let dd = disp(d as i64, off as i64)?;
             let r = if k == 0 { dst } else { tmp };
             match c {
@@ -938,7 +925,7 @@ mod tests {
 
     #[test]
     fn chunks_cover_sizes() {
-        assert_eq!(chunks(7), vec![(0, 4), (4, 2), (6, 1)]);
-        assert_eq!(chunks(12), vec![(0, 8), (8, 4)]);
+        assert_eq!(chunks(7, 8), vec![(0, 4), (4, 2), (6, 1)]);
+        assert_eq!(chunks(12, 8), vec![(0, 8), (8, 4)]);
     }
 }

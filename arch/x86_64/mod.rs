@@ -63,6 +63,7 @@ use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use super::{ArgSource, EmitError, Target};
 use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
+use crate::arch::chunks;
 use crate::types::{Isa, Signature};
 use crate::unwind::{reg as dw, CfaRule, UnwindRow};
 
@@ -153,24 +154,6 @@ fn disp(a: i64, b: u32) -> Result<i32, EmitError> {
             a + b as i64
         ))
     })
-}
-
-/// Splits `size` bytes into load/store chunks of 8, 4, 2 and 1 bytes, as
-/// `(offset, chunk)` pairs in ascending order. With `max8 == false` the
-/// largest chunk is 4 (for assembling a piece of less than 8 bytes).
-fn chunks(size: u32, max8: bool) -> Vec<(u32, u32)> {
-    let mut out = Vec::new();
-    let mut off = 0;
-    for c in [8u32, 4, 2, 1] {
-        if c == 8 && !max8 {
-            continue;
-        }
-        while size - off >= c {
-            out.push((off, c));
-            off += c;
-        }
-    }
-    out
 }
 
 /// Emits a forward trampoline for `plan`.
@@ -796,7 +779,7 @@ impl Emitter<'_> {
                 i + 1
             ));
         }
-        for (k, (off, c)) in chunks(size, false).into_iter().enumerate() {
+        for (k, (off, c)) in chunks(size, 4).into_iter().enumerate() {
             let d = src
                 .checked_add(off as i32)
                 .ok_or_else(|| EmitError("displacement overflow".into()))?;
@@ -821,7 +804,7 @@ impl Emitter<'_> {
     /// Stores the low `size` (1–8) bytes of GPR `src` at `[base + dst]`,
     /// writing exactly those bytes. Clobbers `src`.
     fn store_gpr(&mut self, src: u8, base: u8, dst: i32, size: u32) -> Result<(), EmitError> {
-        let parts = chunks(size, true);
+        let parts = chunks(size, 8);
         let last = parts.len().saturating_sub(1);
         for (k, (off, c)) in parts.into_iter().enumerate() {
             let d = dst
@@ -857,7 +840,7 @@ impl Emitter<'_> {
             );
             return Ok(());
         }
-        for (off, c) in chunks(size, true) {
+        for (off, c) in chunks(size, 8) {
             let s = sd
                 .checked_add(off as i32)
                 .ok_or_else(|| EmitError("displacement overflow".into()))?;

@@ -1,0 +1,161 @@
+//! AArch64 instruction helpers shared by the forward emitter and the
+//! closure body emitter: loads and stores of every width at any offset,
+//! and adds of large immediates.
+
+use dynasmrt::aarch64::Aarch64Relocation;
+use dynasmrt::{dynasm, DynasmApi, VecAssembler};
+
+use crate::arch::EmitError;
+
+pub(super) type Asm = VecAssembler<Aarch64Relocation>;
+
+/// Largest immediate offset the helpers accept (16 MiB − 1): two 12-bit
+/// `add` immediates.
+pub(super) const MAX_OFFSET: u64 = (1 << 24) - 1;
+
+fn err<T>(msg: impl Into<String>) -> Result<T, EmitError> {
+    Err(EmitError(msg.into()))
+}
+
+/// One load or store shape: what the register is and how many bytes move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Op {
+    /// `ldrb w`: zero-extends.
+    Ldrb,
+    /// `ldrsb w`: sign-extends to 32 bits (upper 32 zero).
+    LdrsbW,
+    /// `ldrsb x`: sign-extends to 64 bits.
+    LdrsbX,
+    Ldrh,
+    LdrshW,
+    LdrshX,
+    /// `ldr w`: zero-extends to 64 bits.
+    LdrW,
+    Ldrsw,
+    LdrX,
+    LdrB,
+    LdrH,
+    LdrS,
+    LdrD,
+    LdrQ,
+    Strb,
+    Strh,
+    StrW,
+    StrX,
+    StrB,
+    StrH,
+    StrS,
+    StrD,
+    StrQ,
+}
+
+impl Op {
+    /// Bytes accessed (also the scale of the unsigned-offset form).
+    pub(super) fn size(self) -> u64 {
+        use Op::*;
+        match self {
+            Ldrb | LdrsbW | LdrsbX | LdrB | Strb | StrB => 1,
+            Ldrh | LdrshW | LdrshX | LdrH | Strh | StrH => 2,
+            LdrW | Ldrsw | LdrS | StrW | StrS => 4,
+            LdrX | LdrD | StrX | StrD => 8,
+            LdrQ | StrQ => 16,
+        }
+    }
+}
+
+/// `x(dst) = x(base) + imm` (base 31 is sp), for `imm` below 16 MiB.
+pub(super) fn add_imm(ops: &mut Asm, dst: u8, base: u8, imm: u64) -> Result<(), EmitError> {
+    if imm > MAX_OFFSET {
+        return err(format!("offset {imm} is too large"));
+    }
+    let lo = (imm & 0xfff) as u32;
+    let hi = (imm >> 12) as u32;
+    if hi == 0 {
+        dynasm!(ops ; .arch aarch64 ; add XSP(dst), XSP(base), lo);
+    } else {
+        dynasm!(ops ; .arch aarch64 ; add XSP(dst), XSP(base), hi, lsl #12);
+        if lo != 0 {
+            dynasm!(ops ; .arch aarch64 ; add XSP(dst), XSP(dst), lo);
+        }
+    }
+    Ok(())
+}
+
+/// One load or store of register `rt` at `[base + off]` (base 31 is
+/// sp): the scaled unsigned-offset form when the offset fits it, `ldur`/
+/// `stur` for small unaligned offsets, otherwise via `addr` = base + off.
+pub(super) fn mem(
+    ops: &mut Asm,
+    op: Op,
+    rt: u8,
+    base: u8,
+    off: u64,
+    addr: u8,
+) -> Result<(), EmitError> {
+    let sz = op.size();
+    if off % sz == 0 && off / sz < 4096 {
+        mem_scaled(ops, op, rt, base, off as u32);
+    } else if off < 256 {
+        mem_unscaled(ops, op, rt, base, off as i32);
+    } else {
+        add_imm(ops, addr, base, off)?;
+        mem_scaled(ops, op, rt, addr, 0);
+    }
+    Ok(())
+}
+
+fn mem_scaled(ops: &mut Asm, op: Op, t: u8, n: u8, o: u32) {
+    match op {
+        Op::Ldrb => dynasm!(ops ; .arch aarch64 ; ldrb W(t), [XSP(n), o]),
+        Op::LdrsbW => dynasm!(ops ; .arch aarch64 ; ldrsb W(t), [XSP(n), o]),
+        Op::LdrsbX => dynasm!(ops ; .arch aarch64 ; ldrsb X(t), [XSP(n), o]),
+        Op::Ldrh => dynasm!(ops ; .arch aarch64 ; ldrh W(t), [XSP(n), o]),
+        Op::LdrshW => dynasm!(ops ; .arch aarch64 ; ldrsh W(t), [XSP(n), o]),
+        Op::LdrshX => dynasm!(ops ; .arch aarch64 ; ldrsh X(t), [XSP(n), o]),
+        Op::LdrW => dynasm!(ops ; .arch aarch64 ; ldr W(t), [XSP(n), o]),
+        Op::Ldrsw => dynasm!(ops ; .arch aarch64 ; ldrsw X(t), [XSP(n), o]),
+        Op::LdrX => dynasm!(ops ; .arch aarch64 ; ldr X(t), [XSP(n), o]),
+        Op::LdrB => dynasm!(ops ; .arch aarch64 ; ldr B(t), [XSP(n), o]),
+        Op::LdrH => dynasm!(ops ; .arch aarch64 ; ldr H(t), [XSP(n), o]),
+        Op::LdrS => dynasm!(ops ; .arch aarch64 ; ldr S(t), [XSP(n), o]),
+        Op::LdrD => dynasm!(ops ; .arch aarch64 ; ldr D(t), [XSP(n), o]),
+        Op::LdrQ => dynasm!(ops ; .arch aarch64 ; ldr Q(t), [XSP(n), o]),
+        Op::Strb => dynasm!(ops ; .arch aarch64 ; strb W(t), [XSP(n), o]),
+        Op::Strh => dynasm!(ops ; .arch aarch64 ; strh W(t), [XSP(n), o]),
+        Op::StrW => dynasm!(ops ; .arch aarch64 ; str W(t), [XSP(n), o]),
+        Op::StrX => dynasm!(ops ; .arch aarch64 ; str X(t), [XSP(n), o]),
+        Op::StrB => dynasm!(ops ; .arch aarch64 ; str B(t), [XSP(n), o]),
+        Op::StrH => dynasm!(ops ; .arch aarch64 ; str H(t), [XSP(n), o]),
+        Op::StrS => dynasm!(ops ; .arch aarch64 ; str S(t), [XSP(n), o]),
+        Op::StrD => dynasm!(ops ; .arch aarch64 ; str D(t), [XSP(n), o]),
+        Op::StrQ => dynasm!(ops ; .arch aarch64 ; str Q(t), [XSP(n), o]),
+    }
+}
+
+fn mem_unscaled(ops: &mut Asm, op: Op, t: u8, n: u8, o: i32) {
+    match op {
+        Op::Ldrb => dynasm!(ops ; .arch aarch64 ; ldurb W(t), [XSP(n), o]),
+        Op::LdrsbW => dynasm!(ops ; .arch aarch64 ; ldursb W(t), [XSP(n), o]),
+        Op::LdrsbX => dynasm!(ops ; .arch aarch64 ; ldursb X(t), [XSP(n), o]),
+        Op::Ldrh => dynasm!(ops ; .arch aarch64 ; ldurh W(t), [XSP(n), o]),
+        Op::LdrshW => dynasm!(ops ; .arch aarch64 ; ldursh W(t), [XSP(n), o]),
+        Op::LdrshX => dynasm!(ops ; .arch aarch64 ; ldursh X(t), [XSP(n), o]),
+        Op::LdrW => dynasm!(ops ; .arch aarch64 ; ldur W(t), [XSP(n), o]),
+        Op::Ldrsw => dynasm!(ops ; .arch aarch64 ; ldursw X(t), [XSP(n), o]),
+        Op::LdrX => dynasm!(ops ; .arch aarch64 ; ldur X(t), [XSP(n), o]),
+        Op::LdrB => dynasm!(ops ; .arch aarch64 ; ldur B(t), [XSP(n), o]),
+        Op::LdrH => dynasm!(ops ; .arch aarch64 ; ldur H(t), [XSP(n), o]),
+        Op::LdrS => dynasm!(ops ; .arch aarch64 ; ldur S(t), [XSP(n), o]),
+        Op::LdrD => dynasm!(ops ; .arch aarch64 ; ldur D(t), [XSP(n), o]),
+        Op::LdrQ => dynasm!(ops ; .arch aarch64 ; ldur Q(t), [XSP(n), o]),
+        Op::Strb => dynasm!(ops ; .arch aarch64 ; sturb W(t), [XSP(n), o]),
+        Op::Strh => dynasm!(ops ; .arch aarch64 ; sturh W(t), [XSP(n), o]),
+        Op::StrW => dynasm!(ops ; .arch aarch64 ; stur W(t), [XSP(n), o]),
+        Op::StrX => dynasm!(ops ; .arch aarch64 ; stur X(t), [XSP(n), o]),
+        Op::StrB => dynasm!(ops ; .arch aarch64 ; stur B(t), [XSP(n), o]),
+        Op::StrH => dynasm!(ops ; .arch aarch64 ; stur H(t), [XSP(n), o]),
+        Op::StrS => dynasm!(ops ; .arch aarch64 ; stur S(t), [XSP(n), o]),
+        Op::StrD => dynasm!(ops ; .arch aarch64 ; stur D(t), [XSP(n), o]),
+        Op::StrQ => dynasm!(ops ; .arch aarch64 ; stur Q(t), [XSP(n), o]),
+    }
+}
