@@ -3,9 +3,9 @@
 //! and adds of large immediates.
 
 use dynasmrt::aarch64::Aarch64Relocation;
-use dynasmrt::{dynasm, DynasmApi, VecAssembler};
+use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use crate::arch::EmitError;
+use crate::arch::{chunks, EmitError};
 
 pub(super) type Asm = VecAssembler<Aarch64Relocation>;
 
@@ -158,4 +158,77 @@ fn mem_unscaled(ops: &mut Asm, op: Op, t: u8, n: u8, o: i32) {
         Op::StrD => dynasm!(ops ; .arch aarch64 ; stur D(t), [XSP(n), o]),
         Op::StrQ => dynasm!(ops ; .arch aarch64 ; stur Q(t), [XSP(n), o]),
     }
+}
+
+/// Copies longer than this many bytes use a loop instead of unrolled moves.
+pub(super) const UNROLL_LIMIT: u32 = 128;
+
+/// The scratch registers a copy may clobber.
+pub(super) struct CopyRegs {
+    pub tmp: u8,
+    pub src: u8,
+    pub dst: u8,
+    pub cnt: u8,
+    /// For offsets too large for an addressing mode.
+    pub addr: u8,
+}
+
+/// `movz`/`movk`: any 64-bit immediate into `x(dst)`, skipping zero
+/// halfwords after the first.
+pub(super) fn mov_imm(ops: &mut Asm, dst: u8, v: u64) {
+    let h = |k: u32| ((v >> (16 * k)) & 0xffff) as u32;
+    let h0 = h(0);
+    dynasm!(ops ; .arch aarch64 ; movz X(dst), #h0);
+    let (h1, h2, h3) = (h(1), h(2), h(3));
+    if h1 != 0 {
+        dynasm!(ops ; .arch aarch64 ; movk X(dst), #h1, lsl #16);
+    }
+    if h2 != 0 {
+        dynasm!(ops ; .arch aarch64 ; movk X(dst), #h2, lsl #32);
+    }
+    if h3 != 0 {
+        dynasm!(ops ; .arch aarch64 ; movk X(dst), #h3, lsl #48);
+    }
+}
+
+/// Copies `size` bytes from `[sbase + so]` to `[dbase + dof]`, reading
+/// and writing exactly those bytes (x10 scratch; large copies loop with
+/// x13–x15).
+pub(super) fn copy(
+    ops: &mut Asm,
+    r: &CopyRegs,
+    sbase: u8,
+    so: u64,
+    dbase: u8,
+    dof: u64,
+    size: u32,
+) -> Result<(), EmitError> {
+    let (mut sbase, mut so, mut dbase, mut dof, mut size) = (sbase, so, dbase, dof, size);
+    if size > UNROLL_LIMIT {
+        let words = size / 8;
+        add_imm(ops, r.src, sbase, so)?;
+        add_imm(ops, r.dst, dbase, dof)?;
+        mov_imm(ops, r.cnt, words as u64);
+        dynasm!(ops
+            ; .arch aarch64
+            ; copy:
+            ; ldr X(r.tmp), [X(r.src)], #8
+            ; str X(r.tmp), [X(r.dst)], #8
+            ; subs X(r.cnt), XSP(r.cnt), #1
+            ; b.ne <copy
+        );
+        (sbase, so, dbase, dof) = (r.src, 0, r.dst, 0);
+        size %= 8;
+    }
+    for (off, c) in chunks(size, 8) {
+        let (ld, st) = match c {
+            8 => (Op::LdrX, Op::StrX),
+            4 => (Op::LdrW, Op::StrW),
+            2 => (Op::Ldrh, Op::Strh),
+            _ => (Op::Ldrb, Op::Strb),
+        };
+        mem(ops, ld, r.tmp, sbase, so + off as u64, r.addr)?;
+        mem(ops, st, r.tmp, dbase, dof + off as u64, r.addr)?;
+    }
+    Ok(())
 }

@@ -144,9 +144,16 @@ const ADDR: u8 = 11;
 const CSRC: u8 = 12;
 const CDST: u8 = 13;
 const CCNT: u8 = 14;
+/// The copy helper's scratch registers.
+const COPY_REGS: asm::CopyRegs = asm::CopyRegs {
+    tmp: TMP,
+    src: CSRC,
+    dst: CDST,
+    cnt: CCNT,
+    addr: ADDR,
+};
 
 /// Copies up to this many bytes with unrolled moves; larger with a loop.
-const UNROLL_LIMIT: u32 = 128;
 const PAGE: u64 = 4096;
 /// Largest closure frame (the caller's stack arguments, at most 1 MiB, are
 /// read above it, so every offset stays below [`MAX_OFFSET`]).
@@ -486,38 +493,7 @@ impl Body<'_> {
         dof: u64,
         size: u32,
     ) -> Result<(), EmitError> {
-        let (mut sbase, mut so, mut dbase, mut dof, mut size) = (sbase, so, dbase, dof, size);
-        if size > UNROLL_LIMIT {
-            let words = size / 8;
-            self.add_imm(CSRC, sbase, so)?;
-            self.add_imm(CDST, dbase, dof)?;
-            let (lo, hi) = (words & 0xffff, words >> 16);
-            dynasm!(self.ops ; .arch aarch64 ; movz X(CCNT), lo);
-            if hi != 0 {
-                dynasm!(self.ops ; .arch aarch64 ; movk X(CCNT), hi, lsl #16);
-            }
-            dynasm!(self.ops
-                ; .arch aarch64
-                ; copy:
-                ; ldr X(TMP), [X(CSRC)], #8
-                ; str X(TMP), [X(CDST)], #8
-                ; subs X(CCNT), XSP(CCNT), #1
-                ; b.ne <copy
-            );
-            (sbase, so, dbase, dof) = (CSRC, 0, CDST, 0);
-            size %= 8;
-        }
-        for (off, c) in chunks(size, 8) {
-            let (ld, st) = match c {
-                8 => (Op::LdrX, Op::StrX),
-                4 => (Op::LdrW, Op::StrW),
-                2 => (Op::Ldrh, Op::Strh),
-                _ => (Op::Ldrb, Op::Strb),
-            };
-            self.mem(ld, TMP, sbase, so + off as u64)?;
-            self.mem(st, TMP, dbase, dof + off as u64)?;
-        }
-        Ok(())
+        asm::copy(&mut self.ops, &COPY_REGS, sbase, so, dbase, dof, size)
     }
 
     /// Writes `args[i]` for every argument not written yet.

@@ -74,6 +74,14 @@ const ADDR: u8 = 12;
 const CSRC: u8 = 13;
 const CDST: u8 = 14;
 const CCNT: u8 = 15;
+/// The copy helper's scratch registers.
+const COPY_REGS: asm::CopyRegs = asm::CopyRegs {
+    tmp: TMP,
+    src: CSRC,
+    dst: CDST,
+    cnt: CCNT,
+    addr: ADDR,
+};
 /// Holds a bound target (IP0).
 const CALLREG: u8 = 16;
 /// The stack pointer, as a base register number (encoding 31 in a base).
@@ -82,7 +90,6 @@ const SP: u8 = 31;
 const XR: u8 = 8;
 
 /// Copies up to this many bytes with unrolled moves; larger with a loop.
-const UNROLL_LIMIT: u32 = 128;
 const PAGE: u64 = 4096;
 
 fn err<T>(msg: impl Into<String>) -> Result<T, EmitError> {
@@ -243,19 +250,7 @@ impl Emitter<'_> {
     /// `movz`/`movk`: any 64-bit immediate into `x(dst)`, skipping zero
     /// halfwords after the first.
     fn mov_imm(&mut self, dst: u8, v: u64) {
-        let h = |k: u32| ((v >> (16 * k)) & 0xffff) as u32;
-        let h0 = h(0);
-        dynasm!(self.ops ; .arch aarch64 ; movz X(dst), #h0);
-        let (h1, h2, h3) = (h(1), h(2), h(3));
-        if h1 != 0 {
-            dynasm!(self.ops ; .arch aarch64 ; movk X(dst), #h1, lsl #16);
-        }
-        if h2 != 0 {
-            dynasm!(self.ops ; .arch aarch64 ; movk X(dst), #h2, lsl #32);
-        }
-        if h3 != 0 {
-            dynasm!(self.ops ; .arch aarch64 ; movk X(dst), #h3, lsl #48);
-        }
+        asm::mov_imm(&mut self.ops, dst, v)
     }
 
     /// `x(dst) = x(base) + imm` (base 31 is sp), for `imm` below 16 MiB.
@@ -523,34 +518,7 @@ impl Emitter<'_> {
         dof: u64,
         size: u32,
     ) -> Result<(), EmitError> {
-        let (mut sbase, mut so, mut dbase, mut dof, mut size) = (sbase, so, dbase, dof, size);
-        if size > UNROLL_LIMIT {
-            let words = size / 8;
-            self.add_imm(CSRC, sbase, so)?;
-            self.add_imm(CDST, dbase, dof)?;
-            self.mov_imm(CCNT, words as u64);
-            dynasm!(self.ops
-                ; .arch aarch64
-                ; copy:
-                ; ldr X(TMP), [X(CSRC)], #8
-                ; str X(TMP), [X(CDST)], #8
-                ; subs X(CCNT), XSP(CCNT), #1
-                ; b.ne <copy
-            );
-            (sbase, so, dbase, dof) = (CSRC, 0, CDST, 0);
-            size %= 8;
-        }
-        for (off, c) in chunks(size, 8) {
-            let (ld, st) = match c {
-                8 => (Op::LdrX, Op::StrX),
-                4 => (Op::LdrW, Op::StrW),
-                2 => (Op::Ldrh, Op::Strh),
-                _ => (Op::Ldrb, Op::Strb),
-            };
-            self.mem(ld, TMP, sbase, so + off as u64)?;
-            self.mem(st, TMP, dbase, dof + off as u64)?;
-        }
-        Ok(())
+        asm::copy(&mut self.ops, &COPY_REGS, sbase, so, dbase, dof, size)
     }
 
     /// Stores the result registers into `ret`.
