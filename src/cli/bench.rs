@@ -363,6 +363,10 @@ extern "C" fn jit_add_handler(_ctx: *mut c_void, args: *const *mut c_void, ret: 
 }
 
 /// The same handler in libffi's shape.
+///
+/// # Safety
+/// Only libffi calls it, for an `int(int, int)` cif: `args` holds two int
+/// pointers and `ret` an `ffi_arg`.
 unsafe extern "C" fn ffi_add_handler(
     _cif: *mut c_void,
     ret: *mut c_void,
