@@ -71,3 +71,19 @@ pub(crate) fn chunks(size: u32, max: u32) -> Vec<(u32, u32)> {
     }
     out
 }
+
+/// The closure data slot that both ISAs' stubs and bodies read, one per
+/// 32-byte stub at a fixed distance (`src/exec/stubs.rs`'s `Slot` is checked
+/// against these offsets at compile time).
+pub mod slot {
+    /// Bytes of one closure stub, and of one data slot.
+    pub const SIZE: usize = 32;
+    /// Offset of the body address.
+    pub const BODY: u32 = 0;
+    /// Offset of the handler address.
+    pub const HANDLER: u32 = 8;
+    /// Offset of the handler's context pointer.
+    pub const CTX: u32 = 16;
+    /// Offset of the spare word (passed to the handler as a fourth argument).
+    pub const AUX: u32 = 24;
+}

@@ -58,16 +58,9 @@ use crate::arch::chunks;
 use crate::arch::EmitError;
 use crate::types::{Isa, Signature};
 
-/// Bytes of one closure stub (and of one data slot).
-pub const STUB_SIZE: usize = 32;
-/// Offset of the body address in a data slot.
-pub const SLOT_BODY: u32 = 0;
-/// Offset of the handler address in a data slot.
-pub const SLOT_HANDLER: u32 = 8;
-/// Offset of the handler's context pointer in a data slot.
-pub const SLOT_CTX: u32 = 16;
-/// Offset of the spare word in a data slot.
-pub const SLOT_AUX: u32 = 24;
+use crate::arch::slot::{
+    AUX as SLOT_AUX, CTX as SLOT_CTX, HANDLER as SLOT_HANDLER, SIZE as STUB_SIZE,
+};
 
 /// `adr x16, #d`: op 0, immlo in bits 30:29, 0b10000 in 28:24, immhi in
 /// 23:5, Rd = 16 (Arm ARM C6.2.10 "ADR").

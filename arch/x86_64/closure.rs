@@ -61,16 +61,12 @@ use crate::arch::EmitError;
 use crate::types::{Abi, Isa, Signature};
 use crate::unwind::{reg as dw, CfaRule, UnwindRow};
 
-/// Bytes of one closure stub (and of one data slot).
-pub const STUB_SIZE: usize = 32;
-/// Offset of the body address in a data slot.
-pub const SLOT_BODY: i32 = 0;
-/// Offset of the handler address in a data slot.
-pub const SLOT_HANDLER: i32 = 8;
-/// Offset of the handler's context pointer in a data slot.
-pub const SLOT_CTX: i32 = 16;
-/// Offset of the spare word in a data slot.
-pub const SLOT_AUX: i32 = 24;
+use crate::arch::slot::{self, SIZE as STUB_SIZE};
+
+// The slot offsets as x86-64 displacements.
+const SLOT_HANDLER: i32 = slot::HANDLER as i32;
+const SLOT_CTX: i32 = slot::CTX as i32;
+const SLOT_AUX: i32 = slot::AUX as i32;
 
 /// Length of `lea r10, [rip + disp32]` (REX.W+R, 8D, ModRM, disp32).
 const LEA_LEN: i64 = 7;

@@ -44,7 +44,7 @@ use std::sync::{Mutex, OnceLock};
 pub const STUB_PAGES: usize = 4;
 
 /// Bytes of one stub and of one data slot.
-pub const SLOT_SIZE: usize = 32;
+pub const SLOT_SIZE: usize = crate::arch::slot::SIZE;
 
 /// The handler signature every closure calls: `handler(ctx, args, ret)`.
 pub type Handler = extern "C" fn(ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_void);
@@ -64,6 +64,14 @@ pub struct Slot {
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_SIZE);
+// The emitters read the slot at these offsets (arch::slot).
+const _: () = {
+    use crate::arch::slot;
+    assert!(std::mem::offset_of!(Slot, body) == slot::BODY as usize);
+    assert!(std::mem::offset_of!(Slot, handler) == slot::HANDLER as usize);
+    assert!(std::mem::offset_of!(Slot, ctx) == slot::CTX as usize);
+    assert!(std::mem::offset_of!(Slot, aux) == slot::AUX as usize);
+};
 
 /// The body of a freed slot: entered (by a jump, with the caller's
 /// arguments, which it ignores) when a C caller calls a closure after it was
