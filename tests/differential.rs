@@ -36,6 +36,9 @@ struct Config {
     seed: u64,
     count: usize,
     verbose: bool,
+    /// gcc's -O level for the generated C (the ABI does not depend on it;
+    /// -O0 compiles about 3x faster, for long runs).
+    opt: u32,
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -61,6 +64,11 @@ fn config() -> Config {
         seed,
         count: env_u64("JITFFI_DIFF_COUNT").map_or(default, |c| c as usize),
         verbose: std::env::var_os("JITFFI_DIFF_VERBOSE").is_some_and(|v| v != "0"),
+        opt: match env_u64("JITFFI_DIFF_OPT") {
+            None => 2,
+            Some(o @ 0..=3) => o as u32,
+            Some(o) => panic!("JITFFI_DIFF_OPT={o}: want 0, 1, 2 or 3"),
+        },
     }
 }
 
@@ -99,11 +107,12 @@ struct Batch {
 
 /// Compiles the batch's C files (in parallel, one gcc per file) and links
 /// them into one shared library.
-fn compile(dir: &Path, n: usize, srcs: &[String]) -> Result<PathBuf, String> {
+fn compile(dir: &Path, n: usize, srcs: &[String], opt: u32) -> Result<PathBuf, String> {
     let pid = std::process::id();
     let so = dir.join(format!("libbatch_{pid}_{n}.so"));
+    let opt_flag = format!("-O{opt}");
     let compiler = cc::Build::new()
-        .opt_level(2)
+        .opt_level(opt)
         .cargo_metadata(false)
         .target("x86_64-unknown-linux-gnu")
         .host("x86_64-unknown-linux-gnu")
@@ -115,7 +124,7 @@ fn compile(dir: &Path, n: usize, srcs: &[String]) -> Result<PathBuf, String> {
         std::fs::write(&c, src).map_err(|e| e.to_string())?;
         let child = compiler
             .to_command()
-            .args(["-c", "-fPIC", "-O2", "-w", "-o"])
+            .args(["-c", "-fPIC", &opt_flag, "-w", "-o"])
             .arg(&o)
             .arg(&c)
             .stderr(std::process::Stdio::piped())
@@ -399,15 +408,15 @@ fn differential() {
     let cfg = config();
     let start = Instant::now();
     say(&format!(
-        "differential: seed {} (JITFFI_DIFF_SEED), {} signatures (JITFFI_DIFF_COUNT)",
-        cfg.seed, cfg.count
+        "differential: seed {} (JITFFI_DIFF_SEED), {} signatures (JITFFI_DIFF_COUNT), gcc -O{} (JITFFI_DIFF_OPT)",
+        cfg.seed, cfg.count, cfg.opt
     ));
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("differential");
     std::fs::create_dir_all(&dir).unwrap();
 
     // A producer thread generates and compiles batch k+1 while batch k runs.
     let (tx, rx) = mpsc::sync_channel::<Batch>(1);
-    let (seed, count, verbose) = (cfg.seed, cfg.count, cfg.verbose);
+    let (seed, count, verbose, opt) = (cfg.seed, cfg.count, cfg.verbose, cfg.opt);
     let dir2 = dir.clone();
     let producer = std::thread::spawn(move || {
         for (n, first) in (0..count).step_by(BATCH).enumerate() {
@@ -420,7 +429,7 @@ fn differential() {
             let gs: Vec<GenSig> = sigs.iter().map(|(_, g)| g.clone()).collect();
             let t0 = Instant::now();
             let parts = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-            let lib = compile(&dir2, n, &diff::cgen::batch_sources(&gs, parts));
+            let lib = compile(&dir2, n, &diff::cgen::batch_sources(&gs, parts), opt);
             if verbose {
                 say(&format!(
                     "batch {n}: gcc {:.2} s",
