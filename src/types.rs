@@ -447,9 +447,11 @@ impl Record {
     /// Whether any scalar leaf sits at an offset that is not a multiple of
     /// its natural alignment (possible only in packed records).
     pub fn has_unaligned_fields(&self) -> bool {
-        // Every element of an array has the same alignment residue as the
-        // first (the element size is a multiple of its alignment), so one
-        // element stands for all: the walk is linear in the declaration,
+        // Only the first element of an array is checked, as gcc's x86-64
+        // classifier does (it classifies an array by its first element):
+        // a packed element type whose size is not a multiple of its
+        // members' alignment leaves later elements misaligned, and gcc
+        // does not look at them. The walk is linear in the declaration,
         // not in the array lengths.
         fn unaligned(ty: &Type, base: u32) -> bool {
             match ty {

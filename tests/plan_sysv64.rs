@@ -255,6 +255,53 @@ fn tricky_10_packed_is_memory() {
 }
 
 #[test]
+fn packed_array_elements_only_first_checked() {
+    // gcc classifies an array by its first element only (classify_argument,
+    // ARRAY_TYPE), so members that are misaligned only in later elements of
+    // an array of a packed type do not make the aggregate MEMORY. Expected
+    // values: gcc 12 -O2 -S on callers of each (found by the differential
+    // test, seeds 20261204005604 and 20261204011167).
+    // Shorts at 2, 4 in e[0], at 7, 9 in e[1]: gcc movq a, %rdi; movq 8+a, %rsi.
+    check(
+        "typedef struct __attribute__((packed)) { unsigned char c; short s[2]; } E; \
+         typedef struct { signed char a; E e[3]; } S; void f(S);",
+        &["rdi[0..8] rsi[8..16]"],
+        "void",
+        0,
+        None,
+    );
+    // The short of e[1] at 3: gcc movq a, %rdi; movq 8+a, %xmm0.
+    check(
+        "typedef struct __attribute__((packed)) { short s; signed char c; } E; \
+         typedef struct { E e[2]; _Complex float z; } S; void f(S);",
+        &["rdi[0..8] xmm0[8..16]"],
+        "void",
+        0,
+        None,
+    );
+    // The float of e[1] at 5 straddles the eightbytes: gcc rdi, and the
+    // 7 bytes left in rsi.
+    check(
+        "typedef struct __attribute__((packed)) { float f; char c; } E; \
+         typedef struct { E e[3]; } S; void f(S);",
+        &["rdi[0..8] rsi[8..15]"],
+        "void",
+        0,
+        None,
+    );
+    // Misaligned already in e[0] (the short at 1): MEMORY, as gcc copies it
+    // to (%rsp).
+    check(
+        "typedef struct __attribute__((packed)) { char c; short s; } E; \
+         typedef struct { E e[2]; } S; void f(S);",
+        &["rsp+0[0..6]:mem"],
+        "void",
+        16,
+        None,
+    );
+}
+
+#[test]
 fn tricky_12_union_float_int() {
     // INTEGER wins the merge (rule 4d): the union in edi, the float in xmm0.
     check(

@@ -194,16 +194,39 @@ fn merge_leaves(ty: &Type, off: u32, classes: &mut [Class; 2]) -> Result<bool, S
         // struct complexT { T real; T imag; };". Other complex types are
         // larger than 16 bytes and never reach this walk.
         Type::Complex(s) => Ok(leaf(*s, off)? && leaf(*s, off + s.size())?),
-        Type::Array(elem, n) => {
-            let step = elem.size();
-            for i in 0..*n {
-                let at = i
-                    .checked_mul(step)
-                    .and_then(|d| d.checked_add(off))
-                    .ok_or_else(|| "array offset overflows".to_string())?;
-                if !merge_leaves(elem, at, classes)? {
-                    return Ok(false);
-                }
+        Type::Array(elem, _) => {
+            // gcc (classify_argument, ARRAY_TYPE) classifies the *first*
+            // element only, at the array's offset, and repeats its classes
+            // over the array's eightbytes; then cleans the array up like
+            // any aggregate. So only the first element is checked for
+            // misaligned members: an array of a packed element type whose
+            // size is not a multiple of its members' alignment (`struct
+            // __attribute__((packed)) { char c; short s[2]; } a[3]`) has
+            // misaligned members in later elements, and gcc still passes it
+            // in registers (found by the gcc differential test, seed
+            // 20261204005604). For elements whose members are all aligned
+            // in every element this is the same as walking every leaf.
+            let mut sub = [Class::NoClass; 2];
+            if !merge_leaves(elem, off, &mut sub)? {
+                return Ok(false);
+            }
+            let (first, esize) = ((off / 8) as usize, elem.size());
+            let num = ((off + esize - 1) / 8) as usize - first + 1;
+            let last = ((off + ty.size() - 1) / 8) as usize;
+            if last > 1 {
+                return Err(format!(
+                    "a member at byte {off} lies outside the type's size"
+                ));
+            }
+            let mut own = [Class::NoClass; 2];
+            for i in 0..=(last - first) {
+                own[first + i] = sub[first + i % num];
+            }
+            if !nested_cleanup(&mut own, first, last) {
+                return Ok(false);
+            }
+            for (c, o) in classes.iter_mut().zip(own) {
+                *c = merge(*c, o);
             }
             Ok(true)
         }
