@@ -70,9 +70,17 @@ pub struct Libffi {
 impl Libffi {
     /// Opens the system libffi, or `None` when there is none.
     pub fn open() -> Option<Arc<Libffi>> {
-        let lib = ["libffi.so.8", "libffi.so.7", "libffi.so"]
+        ["libffi.so.8", "libffi.so.7", "libffi.so"]
             .iter()
-            .find_map(|n| Library::open(n).ok())?;
+            .find_map(|n| Libffi::open_named(n))
+    }
+
+    /// Opens the library `name` (a soname or a path) as a libffi: any
+    /// library exporting libffi's API, such as `libjitffi.so` built with the
+    /// `libffi-compat` feature. `None` when it cannot be opened or lacks a
+    /// function.
+    pub fn open_named(name: &str) -> Option<Arc<Libffi>> {
+        let lib = Library::open(name).ok()?;
         let f = |name: &str| lib.symbol(name).ok();
         let (p, pv, c) = (f("ffi_prep_cif")?, f("ffi_prep_cif_var")?, f("ffi_call")?);
         let (ca, cf, pc) = (

@@ -12,15 +12,21 @@
 //! `fun(cif, ret, args, user_data)`. W^X holds: nothing executable is ever
 //! writable, and preparing a closure writes only data.
 //!
+//! No table, no lock: the writable memory carries a hidden [`Header`] just
+//! before the `ffi_closure` (the slot, and a tag that recognises the
+//! closure as one of ours), and the handler's context is the `ffi_closure`
+//! itself, whose `cif`, `fun` and `user_data` it reads at each call, as
+//! libffi's own trampolines do. Creating and freeing a closure is one
+//! `malloc`, one slot from the lock-free pool, and one `free`.
+//!
 //! Results: the closure body hands the handler a return buffer of at least
 //! 8 bytes (jitffi's `ret_buffer_size`) for results returned in registers,
 //! so a libffi handler may store a whole `ffi_arg` for a narrow integral
 //! result, as libffi's contract says it must; the body then loads the
 //! result's own width from it.
 
-use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
-use std::sync::{Mutex, OnceLock};
+use std::mem::ManuallyDrop;
 
 use crate::exec::stubs::{alloc_slot, StubSlot};
 
@@ -52,44 +58,63 @@ struct ClosureTail {
     user_data: *mut c_void,
 }
 
-/// What a prepared closure's handler needs.
-struct Ctx {
-    cif: *mut FfiCif,
-    fun: FfiClosureFun,
-    user_data: *mut c_void,
+/// What precedes every `ffi_closure` that `ffi_closure_alloc` returns.
+#[repr(C, align(16))]
+struct Header {
+    /// [`TAG`] xor the closure's address while it is live; 0 once freed.
+    tag: usize,
+    /// The block `malloc` returned (the closure sits a little after it).
+    block: *mut c_void,
+    slot: ManuallyDrop<StubSlot>,
 }
 
-/// One allocated closure.
-struct Record {
-    slot: StubSlot,
-    /// Contexts published into the slot. A re-prepared closure keeps its
-    /// old contexts until freed: another thread may still be inside a call
-    /// that read the old one. Boxed: the slot holds their addresses, which
-    /// must not move when the vector grows.
-    #[allow(clippy::vec_box)]
-    ctxs: Vec<Box<Ctx>>,
-}
+const HDR: usize = std::mem::size_of::<Header>();
+const _: () = assert!(HDR % 16 == 0 && HDR < 4096);
 
-// SAFETY: Ctx holds C pointers that the libffi contract makes valid for
-// calls from any thread; the Record is only touched under the map's mutex.
-unsafe impl Send for Record {}
+/// Distinguishes a live closure of ours from any other memory.
+const TAG: usize = 0x6a69_7466_6669_c105_u64 as usize;
 
-/// Live closures by the address of their writable memory.
-fn closures() -> &'static Mutex<HashMap<usize, Record>> {
-    static M: OnceLock<Mutex<HashMap<usize, Record>>> = OnceLock::new();
-    M.get_or_init(|| Mutex::new(HashMap::new()))
+/// Whether `closure` came from [`ffi_closure_alloc`] and is not freed; its
+/// header if so.
+///
+/// Reading the header of memory that is not ours cannot fault: every
+/// closure of ours sits at least [`HDR`] bytes into its page (see
+/// [`ffi_closure_alloc`]), so anything closer to a page start is refused
+/// without a read, and otherwise the header lies in the same page as the
+/// first byte of `closure`, which the caller promises is readable.
+///
+/// # Safety
+///
+/// `closure` must be NULL or point at readable memory.
+unsafe fn header_of(closure: *mut c_void) -> Option<*mut Header> {
+    let p = closure as usize;
+    if p == 0 || p % 16 != 0 || p % 4096 < HDR {
+        return None;
+    }
+    let h = (p - HDR) as *mut Header;
+    // SAFETY: in the same (mapped) page as `closure`, as argued above;
+    // volatile, because for foreign memory these bytes belong to no Rust
+    // object the compiler knows of.
+    let tag = unsafe { std::ptr::read_volatile(&raw const (*h).tag) };
+    (tag == TAG ^ p).then_some(h)
 }
 
 /// The handler published into every prepared slot: jitffi's
-/// `(ctx, args, ret)` to libffi's `fun(cif, ret, args, user_data)`.
+/// `(ctx, args, ret)` to libffi's `fun(cif, ret, args, user_data)`, with
+/// the `ffi_closure` as the context.
 extern "C" fn handler(ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_void) {
-    // SAFETY: ctx is the Ctx this slot was published with, kept alive by
-    // the closure's Record until ffi_closure_free.
-    let c = unsafe { &*(ctx as *const Ctx) };
+    // SAFETY: ctx is the ffi_closure this slot was published with, live
+    // until ffi_closure_free (which unpublishes the slot first); like
+    // libffi, its fields are read at each call.
+    let t =
+        unsafe { ((ctx as *const u8).add(TRAMPOLINE_SIZE) as *const ClosureTail).read_unaligned() };
+    let Some(fun) = t.fun else {
+        super::die("a closure was called whose ffi_closure has no function");
+    };
     // SAFETY: the libffi contract: fun accepts the cif, the result buffer
     // (ret_buffer_size >= sizeof(ffi_arg) bytes, or the caller's result
     // object), the argument pointers and the user's data.
-    unsafe { (c.fun)(c.cif, ret, args as *mut *mut c_void, c.user_data) }
+    unsafe { fun(t.cif, ret, args as *mut *mut c_void, t.user_data) }
 }
 
 /// `void *ffi_closure_alloc(size_t size, void **code)`: zeroed writable
@@ -100,51 +125,68 @@ extern "C" fn handler(ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_vo
 ///
 /// `code` must be NULL or writable for a pointer.
 pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) -> *mut c_void {
+    let Some(bytes) = size.max(CLOSURE_SIZE).checked_add(2 * HDR) else {
+        return std::ptr::null_mut();
+    };
     let Ok(slot) = alloc_slot() else {
         return std::ptr::null_mut();
     };
-    // SAFETY: plain allocation; checked for NULL below.
-    let mem = unsafe { libc::calloc(1, size.max(CLOSURE_SIZE)) };
-    if mem.is_null() {
+    // malloc + memset, not calloc: glibc's calloc bypasses the per-thread
+    // cache that malloc and free use, which made it several times slower
+    // for this allocate-free pattern.
+    // SAFETY: plain allocation; checked for NULL, then zeroed in full.
+    let block = unsafe { libc::malloc(bytes) };
+    if block.is_null() {
         return std::ptr::null_mut();
+    }
+    // black_box: LLVM would otherwise fold malloc + memset back into calloc.
+    let block = std::hint::black_box(block);
+    // SAFETY: block is writable for `bytes` bytes.
+    unsafe { std::ptr::write_bytes(block.cast::<u8>(), 0, bytes) };
+    // The closure goes HDR bytes in, moved up (by at most HDR more, within
+    // the block) when that would put it less than HDR bytes into a page, so
+    // that `header_of` never reads across a page start.
+    let mut p = block as usize + HDR;
+    if p % 4096 < HDR {
+        p += HDR - p % 4096;
     }
     if !code.is_null() {
         // SAFETY: code is writable per the contract.
         unsafe { *code = slot.code_ptr() as *mut c_void };
     }
-    let mut map = closures().lock().unwrap_or_else(|p| p.into_inner());
-    map.insert(
-        mem as usize,
-        Record {
-            slot,
-            ctxs: Vec::new(),
-        },
-    );
-    mem
+    // SAFETY: [p - HDR, p + size) lies inside the block, and p - HDR is
+    // 16-aligned (malloc's alignment, plus multiples of 16).
+    unsafe {
+        ((p - HDR) as *mut Header).write(Header {
+            tag: TAG ^ p,
+            block,
+            slot: ManuallyDrop::new(slot),
+        })
+    };
+    p as *mut c_void
 }
 
 /// `void ffi_closure_free(void *writable)`: frees a closure from
 /// `ffi_closure_alloc` (its code then reaches jitffi's freed-closure trap
-/// until the slot is reused). Unknown pointers and NULL are ignored.
+/// until the slot is reused). NULL, and pointers not from
+/// `ffi_closure_alloc` (or already freed), are ignored.
 ///
 /// # Safety
 ///
-/// `ptr` must be NULL or a pointer from `ffi_closure_alloc` not yet freed,
-/// and no thread may still be running the closure.
+/// `ptr` must be NULL or point at readable memory, and no thread may still
+/// be running the closure.
 pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
-    if ptr.is_null() {
+    // SAFETY: forwarded contract.
+    let Some(h) = (unsafe { header_of(ptr) }) else {
         return;
-    }
-    let rec = {
-        let mut map = closures().lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&(ptr as usize))
     };
-    if let Some(rec) = rec {
-        // Drop the slot (back to the trap) before its contexts.
-        drop(rec.slot);
-        drop(rec.ctxs);
-        // SAFETY: ptr came from calloc in ffi_closure_alloc.
-        unsafe { libc::free(ptr) };
+    // SAFETY: a live header of ours; the tag is cleared before anything is
+    // released, so a second free is ignored.
+    unsafe {
+        (*h).tag = 0;
+        // Back to the trap (and the pool) first.
+        ManuallyDrop::drop(&mut (*h).slot);
+        libc::free((*h).block);
     }
 }
 
@@ -187,21 +229,17 @@ pub unsafe extern "C" fn ffi_prep_closure_loc(
         Ok(b) => b,
         Err(_) => return FFI_BAD_TYPEDEF,
     };
-    let mut map = closures().lock().unwrap_or_else(|p| p.into_inner());
-    let Some(rec) = map.get_mut(&(closure as usize)) else {
+    // SAFETY: closure is NULL or readable per the contract.
+    let Some(h) = (unsafe { header_of(closure) }) else {
         return FFI_BAD_ABI;
     };
-    if codeloc as *const u8 != rec.slot.code_ptr() && codeloc != closure {
+    // SAFETY: a live header of ours; only this closure's owner touches it.
+    let slot = unsafe { &*(*h).slot };
+    if codeloc as *const u8 != slot.code_ptr() && codeloc != closure {
         return FFI_BAD_ABI;
     }
-    let ctx = Box::new(Ctx {
-        cif,
-        fun,
-        user_data,
-    });
-    let ctx_ptr = &*ctx as *const Ctx as *mut c_void;
-    rec.ctxs.push(ctx);
-    // The user-visible fields, as libffi fills them.
+    // The user-visible fields, as libffi fills them; the handler reads them
+    // at each call.
     // SAFETY: closure is writable for sizeof(ffi_closure) bytes (it came
     // from ffi_closure_alloc, which allocated at least that).
     unsafe {
@@ -213,12 +251,10 @@ pub unsafe extern "C" fn ffi_prep_closure_loc(
         });
     }
     // SAFETY: body is the closure body compiled for this cif's signature
-    // and jitffi's slot layout; handler and ctx stay valid until
-    // ffi_closure_free (ctx is owned by the record).
-    unsafe {
-        rec.slot
-            .publish(body, handler as *const () as usize, ctx_ptr, 0)
-    };
+    // and jitffi's slot layout; the handler is a plain function and its
+    // context, the ffi_closure, stays valid until ffi_closure_free, which
+    // unpublishes the slot before freeing it.
+    unsafe { slot.publish(body, handler as *const () as usize, closure, 0) };
     FFI_OK
 }
 
@@ -245,8 +281,8 @@ pub unsafe extern "C" fn ffi_prep_closure(
 ///
 /// # Safety
 ///
-/// Any pointer value is accepted; it is only compared.
+/// `closure` must be NULL or point at readable memory.
 pub unsafe extern "C" fn ffi_tramp_is_present(closure: *mut c_void) -> c_int {
-    let map = closures().lock().unwrap_or_else(|p| p.into_inner());
-    map.contains_key(&(closure as usize)) as c_int
+    // SAFETY: forwarded contract.
+    unsafe { header_of(closure) }.is_some() as c_int
 }
