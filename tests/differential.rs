@@ -130,6 +130,17 @@ fn config() -> Config {
     }
 }
 
+/// Set by `JITFFI_DIFF_VERBOSE`: [`stage`] prints.
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// With `JITFFI_DIFF_VERBOSE`, names the step about to run (to place a
+/// crash).
+fn stage(what: &str) {
+    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+        say(&format!("  {what}"));
+    }
+}
+
 /// Straight to stderr, past the test harness's capture (so a crash still
 /// shows the seed).
 fn say(msg: &str) {
@@ -388,6 +399,7 @@ fn run_gcc(g: &GenSig, jsig: &Signature, lib: &CLib) -> Result<(), String> {
     lib.take_dump();
     for mode in [ArgMode::Pointers, ArgMode::Frame] {
         for bound in [false, true] {
+            stage(&format!("gcc forward {mode:?} bound={bound}"));
             let got_ret = call_through(g, jsig, mode, bound, callee)?;
             let raw = lib.take_dump();
             let got_args = g.dump_of_raw_args(&raw).unwrap_or(raw);
@@ -423,6 +435,7 @@ fn run_gcc(g: &GenSig, jsig: &Signature, lib: &CLib) -> Result<(), String> {
     let ptrs: Vec<*const u8> = imgs.iter().map(|v| v.as_ptr()).collect();
     let rsize = g.ret.as_ref().map_or(0, |t| g.size(t) as usize);
     let mut out = vec![0u128; rsize.div_ceil(16) + 1];
+    stage("gcc reverse");
     let n = caller(c.code_ptr(), ptrs.as_ptr(), out.as_mut_ptr().cast());
     if n != rsize {
         return Err(format!(
@@ -470,6 +483,7 @@ fn record_mismatch(stats: &mut Stats, oracle: &str, seed: u64, g: &GenSig, msg: 
 #[test]
 fn differential() {
     let cfg = config();
+    VERBOSE.store(cfg.verbose, std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
     say(&format!(
         "differential: seed {} (JITFFI_DIFF_SEED), {} signatures (JITFFI_DIFF_COUNT), gcc -O{} (JITFFI_DIFF_OPT)",
@@ -568,6 +582,7 @@ fn differential() {
                     continue;
                 }
             };
+            stage(&format!("libffi: {}", fg.decl().replace('\n', " ")));
             match dffi::check_libffi(fg, &jsig) {
                 Ok(true) => st.ffi_checked[(fg.abi == Abi::Win64) as usize] += 1,
                 Ok(false) => st.ffi_refused += 1,

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 
 use raw::{
     ffi_abi, ffi_call, ffi_cif, ffi_closure_alloc, ffi_closure_free, ffi_prep_cif,
-    ffi_prep_cif_var, ffi_prep_closure_loc, ffi_status_FFI_OK, ffi_type, std_type, Std,
-    CLOSURE_SIZE, FFI_TYPE_STRUCT,
+    ffi_prep_cif_var, ffi_prep_closure_loc, ffi_status_FFI_OK, ffi_type, std_type, CLOSURE_SIZE,
+    FFI_TYPE_STRUCT,
 };
 
 use super::gen::{GenSig, Prim, Ty, ValKind};
@@ -54,9 +54,8 @@ pub enum Std {
 #[cfg(target_arch = "x86_64")]
 mod raw {
     pub use libffi::raw::{
-        ffi_abi, ffi_call, ffi_cif, ffi_closure, ffi_closure_alloc, ffi_closure_free,
-        ffi_prep_cif, ffi_prep_cif_var, ffi_prep_closure_loc, ffi_status_FFI_OK, ffi_type,
-        FFI_TYPE_STRUCT,
+        ffi_abi, ffi_call, ffi_cif, ffi_closure, ffi_closure_alloc, ffi_closure_free, ffi_prep_cif,
+        ffi_prep_cif_var, ffi_prep_closure_loc, ffi_status_FFI_OK, ffi_type, FFI_TYPE_STRUCT,
     };
 
     pub use super::Std;
@@ -141,12 +140,36 @@ mod raw {
 
     struct Lib {
         _lib: libloading::Library,
-        prep_cif: unsafe extern "C" fn(*mut ffi_cif, ffi_abi, u32, *mut ffi_type, *mut *mut ffi_type) -> ffi_status,
-        prep_cif_var: unsafe extern "C" fn(*mut ffi_cif, ffi_abi, u32, u32, *mut ffi_type, *mut *mut ffi_type) -> ffi_status,
-        call: unsafe extern "C" fn(*mut ffi_cif, Option<unsafe extern "C" fn()>, *mut c_void, *mut *mut c_void),
+        prep_cif: unsafe extern "C" fn(
+            *mut ffi_cif,
+            ffi_abi,
+            u32,
+            *mut ffi_type,
+            *mut *mut ffi_type,
+        ) -> ffi_status,
+        prep_cif_var: unsafe extern "C" fn(
+            *mut ffi_cif,
+            ffi_abi,
+            u32,
+            u32,
+            *mut ffi_type,
+            *mut *mut ffi_type,
+        ) -> ffi_status,
+        call: unsafe extern "C" fn(
+            *mut ffi_cif,
+            Option<unsafe extern "C" fn()>,
+            *mut c_void,
+            *mut *mut c_void,
+        ),
         closure_alloc: unsafe extern "C" fn(usize, *mut *mut c_void) -> *mut c_void,
         closure_free: unsafe extern "C" fn(*mut c_void),
-        prep_closure_loc: unsafe extern "C" fn(*mut c_void, *mut ffi_cif, Option<Handler>, *mut c_void, *mut c_void) -> ffi_status,
+        prep_closure_loc: unsafe extern "C" fn(
+            *mut c_void,
+            *mut ffi_cif,
+            Option<Handler>,
+            *mut c_void,
+            *mut c_void,
+        ) -> ffi_status,
         types: Vec<usize>,
     }
 
@@ -170,15 +193,17 @@ mod raw {
 
     fn open() -> Result<Lib, String> {
         let mut names: Vec<String> = Vec::new();
-        if let Some(p) = std::env::var_os("JITFFI_DIFF_LIBFFI") {
+        if let Some(p) = std::env::var_os("JITFFI_DIFF_LIBFFI").filter(|v| v != "off") {
             names.push(p.to_string_lossy().into_owned());
         }
         names.push("libffi.so.8".into());
-        names.push(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/aarch64-libffi/usr/lib/aarch64-linux-gnu/libffi.so.8"
-        )
-        .into());
+        names.push(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/aarch64-libffi/usr/lib/aarch64-linux-gnu/libffi.so.8"
+            )
+            .into(),
+        );
         let mut errors = Vec::new();
         for n in &names {
             // SAFETY: libffi's initialisers are benign.
@@ -225,7 +250,9 @@ mod raw {
     }
 
     fn get() -> &'static Lib {
-        lib().as_ref().expect("libffi is not loaded (check available() first)")
+        lib()
+            .as_ref()
+            .expect("libffi is not loaded (check available() first)")
     }
 
     /// Whether the arm64 libffi could be loaded (why not, if not).
@@ -240,7 +267,13 @@ mod raw {
     /// # Safety
     ///
     /// As libffi's `ffi_prep_cif`.
-    pub unsafe fn ffi_prep_cif(cif: *mut ffi_cif, abi: ffi_abi, n: u32, r: *mut ffi_type, a: *mut *mut ffi_type) -> ffi_status {
+    pub unsafe fn ffi_prep_cif(
+        cif: *mut ffi_cif,
+        abi: ffi_abi,
+        n: u32,
+        r: *mut ffi_type,
+        a: *mut *mut ffi_type,
+    ) -> ffi_status {
         // SAFETY: the caller's contract is libffi's.
         unsafe { (get().prep_cif)(cif, abi, n, r, a) }
     }
@@ -248,7 +281,14 @@ mod raw {
     /// # Safety
     ///
     /// As libffi's `ffi_prep_cif_var`.
-    pub unsafe fn ffi_prep_cif_var(cif: *mut ffi_cif, abi: ffi_abi, nf: u32, n: u32, r: *mut ffi_type, a: *mut *mut ffi_type) -> ffi_status {
+    pub unsafe fn ffi_prep_cif_var(
+        cif: *mut ffi_cif,
+        abi: ffi_abi,
+        nf: u32,
+        n: u32,
+        r: *mut ffi_type,
+        a: *mut *mut ffi_type,
+    ) -> ffi_status {
         // SAFETY: the caller's contract is libffi's.
         unsafe { (get().prep_cif_var)(cif, abi, nf, n, r, a) }
     }
@@ -256,7 +296,12 @@ mod raw {
     /// # Safety
     ///
     /// As libffi's `ffi_call`.
-    pub unsafe fn ffi_call(cif: *mut ffi_cif, f: Option<unsafe extern "C" fn()>, r: *mut c_void, a: *mut *mut c_void) {
+    pub unsafe fn ffi_call(
+        cif: *mut ffi_cif,
+        f: Option<unsafe extern "C" fn()>,
+        r: *mut c_void,
+        a: *mut *mut c_void,
+    ) {
         // SAFETY: the caller's contract is libffi's.
         unsafe { (get().call)(cif, f, r, a) }
     }
@@ -280,16 +325,33 @@ mod raw {
     /// # Safety
     ///
     /// As libffi's `ffi_prep_closure_loc`.
-    pub unsafe fn ffi_prep_closure_loc(c: *mut c_void, cif: *mut ffi_cif, h: Option<Handler>, ud: *mut c_void, code: *mut c_void) -> ffi_status {
+    pub unsafe fn ffi_prep_closure_loc(
+        c: *mut c_void,
+        cif: *mut ffi_cif,
+        h: Option<Handler>,
+        ud: *mut c_void,
+        code: *mut c_void,
+    ) -> ffi_status {
         // SAFETY: the caller's contract is libffi's.
         unsafe { (get().prep_closure_loc)(c, cif, h, ud, code) }
     }
 }
 
 /// Whether libffi can be used in this process (on AArch64 it is loaded at
-/// run time and may be missing); the reason if not.
+/// run time and may be missing; `JITFFI_DIFF_LIBFFI=off` turns it off);
+/// the reason if not.
 pub fn available() -> Result<(), String> {
+    if std::env::var_os("JITFFI_DIFF_LIBFFI").is_some_and(|v| v == "off") {
+        return Err("JITFFI_DIFF_LIBFFI=off".into());
+    }
     raw::available()
+}
+
+/// With `JITFFI_DIFF_VERBOSE`, names the step about to run.
+fn stage(what: &str) {
+    if std::env::var_os("JITFFI_DIFF_VERBOSE").is_some_and(|v| v != "0") {
+        eprintln!("    {what}");
+    }
 }
 
 /// `FFI_UNIX64` / `FFI_WIN64` on x86-64 Unix (libffi's x86/ffitarget.h);
@@ -729,6 +791,24 @@ pub fn hits_libffi_574(g: &GenSig) -> bool {
     false
 }
 
+/// Whether libffi 3.4.4's AArch64 `ffi_call` may mis-pass this call: for a
+/// composite larger than 16 bytes (AAPCS64 B.4: replaced by a pointer to a
+/// copy) whose pointer goes on the stack, `ffi_call_int` aligns the
+/// pointer's 8-byte slot to the *composite's* alignment, so a 16-aligned
+/// composite (one holding a `long double` or `__int128`) can get its
+/// pointer 8 bytes past where gcc's callee reads it (checked with a C
+/// program: `void f(long x0, ..., long x7, long s0, struct { long a; long
+/// double x; } b)` called by `ffi_call` crashes; gcc's caller stores the
+/// pointer at `[sp, 8]`). Over-approximated: any such argument skips the
+/// `ffi_call` direction (whether its pointer lands in a register or not).
+pub fn hits_libffi_aarch64_byref_align16(g: &GenSig) -> bool {
+    g.abi == Abi::Aapcs64
+        && g
+            .args
+            .iter()
+            .any(|t| matches!(t, Ty::Rec(_)) && g.size(t) > 16 && g.align(t) >= 16)
+}
+
 /// Both directions against libffi. `Ok(false)`: libffi refused the
 /// signature (`ffi_prep_cif` failed); `Err` describes the first mismatch.
 pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
@@ -750,8 +830,7 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
     });
     let mut code: *mut c_void = std::ptr::null_mut();
     // SAFETY: allocates a closure object and its code address.
-    let closure =
-        unsafe { ffi_closure_alloc(CLOSURE_SIZE, &mut code) };
+    let closure = unsafe { ffi_closure_alloc(CLOSURE_SIZE, &mut code) };
     if closure.is_null() {
         return Err("ffi_closure_alloc failed".into());
     }
@@ -774,6 +853,7 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
         'outer: for mode in [ArgMode::Pointers, ArgMode::Frame] {
             for bound in [false, true] {
                 ctx.seen.borrow_mut().clear();
+                stage(&format!("jitffi {mode:?} bound={bound} -> libffi closure"));
                 let got_ret = match call_through(g, jsig, mode, bound, code) {
                     Ok(r) => r,
                     Err(e) => {
@@ -812,7 +892,7 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
     result?;
 
     // 2. libffi ffi_call -> jitffi closure.
-    if hits_libffi_574(g) {
+    if hits_libffi_574(g) || hits_libffi_aarch64_byref_align16(g) {
         return Ok(true);
     }
     let (c, seen) = recorder(g, jsig, ret_img.clone())?;
@@ -831,6 +911,7 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
     let mut rbuf = buf(ret_img.len().max(8));
     // SAFETY: the closure has the cif's signature; the code pointer is a C
     // function of that type; args and result buffers are as the cif says.
+    stage("ffi_call -> jitffi closure");
     unsafe {
         let f: unsafe extern "C" fn() = std::mem::transmute(c.code_ptr());
         ffi_call(

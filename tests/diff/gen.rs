@@ -153,7 +153,10 @@ pub const VARIADIC_PRIMS_AAPCS64: [Prim; 9] = [
 /// How a leaf's value is made from its hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValKind {
-    Int { bytes: u32, signed: bool },
+    Int {
+        bytes: u32,
+        signed: bool,
+    },
     Bool,
     F32,
     F64,
