@@ -803,8 +803,7 @@ pub fn hits_libffi_574(g: &GenSig) -> bool {
 /// `ffi_call` direction (whether its pointer lands in a register or not).
 pub fn hits_libffi_aarch64_byref_align16(g: &GenSig) -> bool {
     g.abi == Abi::Aapcs64
-        && g
-            .args
+        && g.args
             .iter()
             .any(|t| matches!(t, Ty::Rec(_)) && g.size(t) > 16 && g.align(t) >= 16)
 }
