@@ -34,6 +34,38 @@ export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 # The sysroot the dynamic loader is found in under qemu (libloading, dlopen).
 export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
 
+# The differential test's second oracle (tests/diff/ffi.rs) dlopen()s
+# Debian's arm64 libffi at run time from target/aarch64-libffi (nothing
+# links it at build time); fetch and unpack it, without installing it, as
+# benches/aarch64.sh does. Without it the test runs the gcc oracle only.
+FFILIB=target/aarch64-libffi/usr/lib/aarch64-linux-gnu
+if ! ls "$FFILIB"/libffi.so.8 >/dev/null 2>&1; then
+    echo "== fetching libffi8:arm64 into target/aarch64-libffi"
+    ffitmp=$(mktemp -d)
+    chmod 755 "$ffitmp" # apt's _apt user downloads into it
+    ffifetch() { (cd "$ffitmp" && apt-get download libffi8:arm64) 2>&1; }
+    if ! ffifetch; then
+        FSUDO=""
+        [ "$(id -u)" -ne 0 ] && FSUDO=sudo
+        if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+            $FSUDO dpkg --add-architecture arm64
+        fi
+        $FSUDO apt-get update || true
+        ffifetch || true
+    fi
+    if ls "$ffitmp"/libffi8_*_arm64.deb >/dev/null 2>&1; then
+        mkdir -p target/aarch64-libffi
+        dpkg-deb -x "$ffitmp"/libffi8_*_arm64.deb target/aarch64-libffi
+    else
+        echo "== no arm64 libffi: the differential test runs the gcc oracle only"
+    fi
+    rm -rf "$ffitmp"
+fi
+# Signatures the differential test (tests/differential.rs) runs in this
+# stage: about 30 s in a debug build under qemu on a 2-core machine (a
+# fresh seed each run, printed first; docs/differential.md).
+export JITFFI_DIFF_COUNT=${JITFFI_DIFF_COUNT:-200}
+
 echo "== aarch64 test suite (cargo test --target $TARGET, under qemu-aarch64)"
 start=$(date +%s)
 cargo test --target "$TARGET" "$@" 2>&1

@@ -5,7 +5,9 @@
 //!   return a hash-fill of the result; generated C callers call a function
 //!   pointer with fixed values and record the result. jitffi trampolines
 //!   (pointer/frame × unbound/bound) call the callees, and jitffi closures
-//!   are called by the callers. SysV and Win64 (`ms_abi`).
+//!   are called by the callers. On x86-64: SysV and Win64 (`ms_abi`); on
+//!   AArch64 Linux: AAPCS64, under qemu-user with the cross gcc
+//!   (`.ci/aarch64.sh`).
 //! - libffi: jitffi trampolines call libffi closures; `ffi_call` calls jitffi
 //!   closures (signatures libffi can describe).
 //!
@@ -13,7 +15,10 @@
 //! run; signature *i* of a run with seed *s* is reproduced alone by
 //! `JITFFI_DIFF_SEED=s+i JITFFI_DIFF_COUNT=1`. `JITFFI_DIFF_VERBOSE=1`
 //! prints each declaration before it runs (for crashes).
-#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#![cfg(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_os = "linux"
+))]
 
 mod diff;
 
@@ -31,6 +36,54 @@ use jitffi::{Abi, Signature};
 
 /// Signatures per gcc compile.
 const BATCH: usize = 200;
+
+/// The target the generated C is compiled for (the test runs its callees
+/// in-process).
+#[cfg(target_arch = "x86_64")]
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+#[cfg(target_arch = "aarch64")]
+const TARGET: &str = "aarch64-unknown-linux-gnu";
+
+/// The ABIs of the generated signatures: `[main, other]`; the other one
+/// (x86-64: Win64, a quarter of the signatures) is absent on AArch64.
+#[cfg(target_arch = "x86_64")]
+const ABIS: [Option<Abi>; 2] = [Some(Abi::SysV64), Some(Abi::Win64)];
+#[cfg(target_arch = "aarch64")]
+const ABIS: [Option<Abi>; 2] = [Some(Abi::Aapcs64), None];
+
+/// Default signature counts (debug, release). Under qemu-user (AArch64)
+/// the same counts take about as long as natively here (gcc dominates: the
+/// cross gcc runs natively): 200 in a debug build ≈ 30 s, 2,000 in release
+/// ≈ 60 s on a loaded 2-core machine. `.ci/aarch64.sh` sets
+/// `JITFFI_DIFF_COUNT` explicitly.
+const DEFAULT_COUNT: (u64, u64) = (200, 2000);
+
+/// The host that builds the C. AArch64: the cross gcc when there is one
+/// (`CC_aarch64_unknown_linux_gnu` or `aarch64-linux-gnu-gcc`; the test
+/// runs under qemu-user, which execs the x86-64 compiler natively), else
+/// the native compiler of an AArch64 host.
+fn c_host() -> &'static str {
+    static HOST: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    HOST.get_or_init(find_c_host)
+}
+
+fn find_c_host() -> &'static str {
+    if cfg!(target_arch = "x86_64") {
+        return TARGET;
+    }
+    let cross = std::env::var_os("CC_aarch64_unknown_linux_gnu").is_some()
+        || std::process::Command::new("aarch64-linux-gnu-gcc")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if cross {
+        "x86_64-unknown-linux-gnu"
+    } else {
+        TARGET
+    }
+}
 
 struct Config {
     seed: u64,
@@ -59,10 +112,14 @@ fn config() -> Config {
             .unwrap_or(0);
         diff::gen::dmix(t ^ ((std::process::id() as u64) << 32))
     });
-    let default = if cfg!(debug_assertions) { 200 } else { 2000 };
+    let default = if cfg!(debug_assertions) {
+        DEFAULT_COUNT.0
+    } else {
+        DEFAULT_COUNT.1
+    };
     Config {
         seed,
-        count: env_u64("JITFFI_DIFF_COUNT").map_or(default, |c| c as usize),
+        count: env_u64("JITFFI_DIFF_COUNT").unwrap_or(default) as usize,
         verbose: std::env::var_os("JITFFI_DIFF_VERBOSE").is_some_and(|v| v != "0"),
         opt: match env_u64("JITFFI_DIFF_OPT") {
             None => 2,
@@ -72,31 +129,48 @@ fn config() -> Config {
     }
 }
 
+/// Set by `JITFFI_DIFF_VERBOSE`: [`stage`] prints.
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// With `JITFFI_DIFF_VERBOSE`, names the step about to run (to place a
+/// crash).
+fn stage(what: &str) {
+    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+        say(&format!("  {what}"));
+    }
+}
+
 /// Straight to stderr, past the test harness's capture (so a crash still
 /// shows the seed).
 fn say(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{msg}");
 }
 
-/// Signature `i` of a run: its own seed, a quarter of them Win64.
+/// The ABI of a signature: x86-64: a quarter of them Win64.
+fn pick_abi(r: &mut SplitMix) -> Abi {
+    match ABIS {
+        [main, Some(other)] => {
+            if r.below(4) == 0 {
+                other
+            } else {
+                main.unwrap()
+            }
+        }
+        [main, None] => main.unwrap(),
+    }
+}
+
+/// Signature `i` of a run: its own seed.
 fn gen_sig(seed: u64, slot: usize) -> GenSig {
     let mut r = SplitMix(seed);
-    let abi = if r.below(4) == 0 {
-        Abi::Win64
-    } else {
-        Abi::SysV64
-    };
+    let abi = pick_abi(&mut r);
     GenSig::generate(&mut r, Opts::gcc(abi), &format!("d{slot}_"))
 }
 
 /// The libffi-describable signature drawn from the same seed.
 fn gen_ffi_sig(seed: u64) -> GenSig {
     let mut r = SplitMix(seed ^ 0x6c69_6266_6669_0000);
-    let abi = if r.below(4) == 0 {
-        Abi::Win64
-    } else {
-        Abi::SysV64
-    };
+    let abi = pick_abi(&mut r);
     GenSig::generate(&mut r, Opts::libffi(abi), "f_")
 }
 
@@ -114,8 +188,8 @@ fn compile(dir: &Path, n: usize, srcs: &[String], opt: u32) -> Result<PathBuf, S
     let compiler = cc::Build::new()
         .opt_level(opt)
         .cargo_metadata(false)
-        .target("x86_64-unknown-linux-gnu")
-        .host("x86_64-unknown-linux-gnu")
+        .target(TARGET)
+        .host(c_host())
         .get_compiler();
     let mut jobs = Vec::new();
     for (k, src) in srcs.iter().enumerate() {
@@ -324,6 +398,7 @@ fn run_gcc(g: &GenSig, jsig: &Signature, lib: &CLib) -> Result<(), String> {
     lib.take_dump();
     for mode in [ArgMode::Pointers, ArgMode::Frame] {
         for bound in [false, true] {
+            stage(&format!("gcc forward {mode:?} bound={bound}"));
             let got_ret = call_through(g, jsig, mode, bound, callee)?;
             let raw = lib.take_dump();
             let got_args = g.dump_of_raw_args(&raw).unwrap_or(raw);
@@ -359,6 +434,7 @@ fn run_gcc(g: &GenSig, jsig: &Signature, lib: &CLib) -> Result<(), String> {
     let ptrs: Vec<*const u8> = imgs.iter().map(|v| v.as_ptr()).collect();
     let rsize = g.ret.as_ref().map_or(0, |t| g.size(t) as usize);
     let mut out = vec![0u128; rsize.div_ceil(16) + 1];
+    stage("gcc reverse");
     let n = caller(c.code_ptr(), ptrs.as_ptr(), out.as_mut_ptr().cast());
     if n != rsize {
         return Err(format!(
@@ -406,6 +482,7 @@ fn record_mismatch(stats: &mut Stats, oracle: &str, seed: u64, g: &GenSig, msg: 
 #[test]
 fn differential() {
     let cfg = config();
+    VERBOSE.store(cfg.verbose, std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
     say(&format!(
         "differential: seed {} (JITFFI_DIFF_SEED), {} signatures (JITFFI_DIFF_COUNT), gcc -O{} (JITFFI_DIFF_OPT)",
@@ -443,6 +520,12 @@ fn differential() {
     });
 
     let mut st = Stats::default();
+    let ffi = dffi::available();
+    if let Err(e) = &ffi {
+        say(&format!(
+            "libffi oracle skipped: libffi cannot be loaded ({e}); see docs/differential.md"
+        ));
+    }
     for batch in rx {
         let path = match batch.lib {
             Ok(p) => p,
@@ -468,6 +551,9 @@ fn differential() {
                     record_mismatch(&mut st, "gcc", *seed, g, &m);
                     continue;
                 }
+            }
+            if ffi.is_err() {
+                continue;
             }
             // libffi: this signature if libffi can describe it, else one
             // drawn from the same seed without unions, packed records and
@@ -495,6 +581,7 @@ fn differential() {
                     continue;
                 }
             };
+            stage(&format!("libffi: {}", fg.decl().replace('\n', " ")));
             match dffi::check_libffi(fg, &jsig) {
                 Ok(true) => st.ffi_checked[(fg.abi == Abi::Win64) as usize] += 1,
                 Ok(false) => st.ffi_refused += 1,
@@ -507,19 +594,28 @@ fn differential() {
     producer.join().unwrap();
 
     let secs = start.elapsed().as_secs_f64();
+    let per_abi = |n: [usize; 2]| {
+        ABIS.iter()
+            .zip(n)
+            .filter_map(|(a, n)| a.map(|a| format!("{n} {a}")))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
     let summary = format!(
-        "{} signatures, {} mismatches\n  seed {}; {:.1} s; checked against gcc: {} SysV + {} Win64 ({} variadic in total); \
-         against libffi: {} SysV + {} Win64 ({} of them drawn without unions/packed/__int128; refused by ffi_prep_cif: {}; none describable: {}); \
+        "{} signatures, {} mismatches\n  seed {}; {:.1} s; checked against gcc: {} ({} variadic in total); \
+         against libffi: {} ({} of them drawn without unions/packed/__int128; refused by ffi_prep_cif: {}; none describable: {}); \
          skipped as Unsupported by jitffi's planner: {}",
         st.sigs,
         st.mismatches.len(),
         cfg.seed,
         secs,
-        st.gcc_checked[0],
-        st.gcc_checked[1],
+        per_abi(st.gcc_checked),
         st.variadic,
-        st.ffi_checked[0],
-        st.ffi_checked[1],
+        if ffi.is_ok() {
+            per_abi(st.ffi_checked)
+        } else {
+            "not run".into()
+        },
         st.ffi_alternate,
         st.ffi_refused,
         st.ffi_skipped,

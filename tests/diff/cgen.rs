@@ -17,6 +17,10 @@
 //!   calls `fp` as a function of the signature, and copies the result into
 //!   `out`, returning its size.
 //!
+//! On AArch64 (AAPCS64) the same C is compiled by the cross gcc
+//! (`aarch64-linux-gnu-gcc`); nothing in it is x86-specific except the
+//! `ms_abi` spellings below.
+//!
 //! Win64 signatures get `__attribute__((ms_abi))` on the callee and on the
 //! caller's function pointer type, and gcc's `__builtin_ms_va_*`.
 //!
@@ -103,7 +107,7 @@ pub fn sig_source(g: &GenSig) -> String {
     // registers to a red-zone temporary that is only 8-byte aligned and
     // reloads it with movdqa, which faults. -O1 does not; use it for such
     // callees (the test is about the call, not gcc's optimiser).
-    let va_aligned16 = !win
+    let va_aligned16 = g.abi == Abi::SysV64
         && g.args[g.nfixed..]
             .iter()
             .any(|t| matches!(t, Ty::Rec(_)) && g.align(t) >= 16);

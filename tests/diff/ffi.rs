@@ -1,4 +1,5 @@
-//! The second oracle: libffi (the system's libffi 3.4, x86-64).
+//! The second oracle: libffi (the system's libffi 3.4 on x86-64; on AArch64
+//! Debian's arm64 libffi 3.4.4, loaded at run time, see [`raw`]).
 //!
 //! For a generated signature (no unions, `__int128` or packed records:
 //! libffi cannot describe them):
@@ -9,7 +10,8 @@
 //! 2. libffi's `ffi_call` calls a jitffi closure that does the same.
 //!
 //! Both must agree with the generator's values byte for byte. SysV
-//! signatures use `FFI_UNIX64`, Win64 ones `FFI_WIN64`.
+//! signatures use `FFI_UNIX64`, Win64 ones `FFI_WIN64`, AAPCS64 ones
+//! `FFI_SYSV` (libffi's aarch64/ffitarget.h).
 
 #![allow(dead_code)]
 
@@ -17,9 +19,10 @@ use std::cell::RefCell;
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
-use libffi::raw::{
-    ffi_abi, ffi_call, ffi_cif, ffi_closure, ffi_closure_alloc, ffi_closure_free, ffi_prep_cif,
-    ffi_prep_cif_var, ffi_prep_closure_loc, ffi_status_FFI_OK, ffi_type, FFI_TYPE_STRUCT,
+use raw::{
+    ffi_abi, ffi_call, ffi_cif, ffi_closure_alloc, ffi_closure_free, ffi_prep_cif,
+    ffi_prep_cif_var, ffi_prep_closure_loc, ffi_status_FFI_OK, ffi_type, std_type, CLOSURE_SIZE,
+    FFI_TYPE_STRUCT,
 };
 
 use super::gen::{GenSig, Prim, Ty, ValKind};
@@ -27,18 +30,337 @@ use jitffi::call::{ArgMode, Trampoline};
 use jitffi::closure::Closure;
 use jitffi::{Abi, Signature};
 
-// libffi-sys declares the complex types only with its `complex` feature; the
-// system library (3.4.4) exports them regardless.
-extern "C" {
-    static mut ffi_type_complex_float: ffi_type;
-    static mut ffi_type_complex_double: ffi_type;
+/// libffi's predefined type descriptors.
+#[derive(Clone, Copy, Debug)]
+pub enum Std {
+    Void,
+    U8,
+    S8,
+    U16,
+    S16,
+    U32,
+    S32,
+    U64,
+    S64,
+    F32,
+    F64,
+    LongDouble,
+    Pointer,
+    ComplexF32,
+    ComplexF64,
 }
 
-/// `FFI_UNIX64` / `FFI_WIN64` on x86-64 Unix (libffi's x86/ffitarget.h).
+/// x86-64: the `libffi` crate, linked against the system's libffi.
+#[cfg(target_arch = "x86_64")]
+mod raw {
+    pub use libffi::raw::{
+        ffi_abi, ffi_call, ffi_cif, ffi_closure, ffi_closure_alloc, ffi_closure_free, ffi_prep_cif,
+        ffi_prep_cif_var, ffi_prep_closure_loc, ffi_status_FFI_OK, ffi_type, FFI_TYPE_STRUCT,
+    };
+
+    pub use super::Std;
+
+    // libffi-sys declares the complex types only with its `complex` feature;
+    // the system library (3.4.4) exports them regardless.
+    extern "C" {
+        static mut ffi_type_complex_float: ffi_type;
+        static mut ffi_type_complex_double: ffi_type;
+    }
+
+    pub const CLOSURE_SIZE: usize = size_of::<ffi_closure>();
+
+    /// Always there (linked).
+    pub fn available() -> Result<(), String> {
+        Ok(())
+    }
+
+    /// A predefined descriptor (taking the address is safe; libffi never
+    /// writes to them).
+    pub fn std_type(s: Std) -> *mut ffi_type {
+        use libffi::raw::*;
+        match s {
+            Std::Void => &raw mut ffi_type_void,
+            Std::U8 => &raw mut ffi_type_uint8,
+            Std::S8 => &raw mut ffi_type_sint8,
+            Std::U16 => &raw mut ffi_type_uint16,
+            Std::S16 => &raw mut ffi_type_sint16,
+            Std::U32 => &raw mut ffi_type_uint32,
+            Std::S32 => &raw mut ffi_type_sint32,
+            Std::U64 => &raw mut ffi_type_uint64,
+            Std::S64 => &raw mut ffi_type_sint64,
+            Std::F32 => &raw mut ffi_type_float,
+            Std::F64 => &raw mut ffi_type_double,
+            Std::LongDouble => &raw mut ffi_type_longdouble,
+            Std::Pointer => &raw mut ffi_type_pointer,
+            Std::ComplexF32 => &raw mut ffi_type_complex_float,
+            Std::ComplexF64 => &raw mut ffi_type_complex_double,
+        }
+    }
+}
+
+/// AArch64: an x86-64 machine has no arm64 libffi to link against, so the
+/// test binary `dlopen`s Debian's `libffi.so.8` (arm64) at run time: from
+/// `$JITFFI_DIFF_LIBFFI`, the loader's path, or
+/// `target/aarch64-libffi/usr/lib/aarch64-linux-gnu/` where `.ci/aarch64.sh`
+/// and `benches/aarch64.sh` unpack it. The declarations follow libffi
+/// 3.4.4's ffi.h and aarch64/ffitarget.h (Linux: no extra cif fields).
+#[cfg(target_arch = "aarch64")]
+#[allow(non_camel_case_types, non_upper_case_globals)]
+mod raw {
+    use std::ffi::c_void;
+    use std::sync::OnceLock;
+
+    pub use super::Std;
+
+    pub type ffi_abi = u32;
+    pub type ffi_status = u32;
+    pub const ffi_status_FFI_OK: ffi_status = 0;
+    pub const FFI_TYPE_STRUCT: u16 = 13;
+
+    #[repr(C)]
+    pub struct ffi_type {
+        pub size: usize,
+        pub alignment: u16,
+        pub type_: u16,
+        pub elements: *mut *mut ffi_type,
+    }
+
+    /// `ffi_cif` is only handled by pointer here: room for libffi's 32
+    /// bytes (abi, nargs, arg_types, rtype, bytes, flags), with margin.
+    #[repr(C, align(16))]
+    pub struct ffi_cif {
+        _opaque: [u8; 128],
+    }
+
+    /// `ffi_closure` is 24 bytes of trampoline and three pointers on
+    /// AArch64 Linux; ffi_closure_alloc is given this (ample) size.
+    pub const CLOSURE_SIZE: usize = 256;
+
+    type Handler = unsafe extern "C" fn(*mut ffi_cif, *mut c_void, *mut *mut c_void, *mut c_void);
+
+    struct Lib {
+        _lib: libloading::Library,
+        prep_cif: unsafe extern "C" fn(
+            *mut ffi_cif,
+            ffi_abi,
+            u32,
+            *mut ffi_type,
+            *mut *mut ffi_type,
+        ) -> ffi_status,
+        prep_cif_var: unsafe extern "C" fn(
+            *mut ffi_cif,
+            ffi_abi,
+            u32,
+            u32,
+            *mut ffi_type,
+            *mut *mut ffi_type,
+        ) -> ffi_status,
+        call: unsafe extern "C" fn(
+            *mut ffi_cif,
+            Option<unsafe extern "C" fn()>,
+            *mut c_void,
+            *mut *mut c_void,
+        ),
+        closure_alloc: unsafe extern "C" fn(usize, *mut *mut c_void) -> *mut c_void,
+        closure_free: unsafe extern "C" fn(*mut c_void),
+        prep_closure_loc: unsafe extern "C" fn(
+            *mut c_void,
+            *mut ffi_cif,
+            Option<Handler>,
+            *mut c_void,
+            *mut c_void,
+        ) -> ffi_status,
+        types: Vec<usize>,
+    }
+
+    const TYPE_SYMBOLS: [&str; 15] = [
+        "ffi_type_void",
+        "ffi_type_uint8",
+        "ffi_type_sint8",
+        "ffi_type_uint16",
+        "ffi_type_sint16",
+        "ffi_type_uint32",
+        "ffi_type_sint32",
+        "ffi_type_uint64",
+        "ffi_type_sint64",
+        "ffi_type_float",
+        "ffi_type_double",
+        "ffi_type_longdouble",
+        "ffi_type_pointer",
+        "ffi_type_complex_float",
+        "ffi_type_complex_double",
+    ];
+
+    fn open() -> Result<Lib, String> {
+        let mut names: Vec<String> = Vec::new();
+        if let Some(p) = std::env::var_os("JITFFI_DIFF_LIBFFI").filter(|v| v != "off") {
+            names.push(p.to_string_lossy().into_owned());
+        }
+        names.push("libffi.so.8".into());
+        names.push(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/aarch64-libffi/usr/lib/aarch64-linux-gnu/libffi.so.8"
+            )
+            .into(),
+        );
+        let mut errors = Vec::new();
+        for n in &names {
+            // SAFETY: libffi's initialisers are benign.
+            match unsafe { libloading::Library::new(n) } {
+                Ok(lib) => return load(lib),
+                Err(e) => errors.push(format!("{n}: {e}")),
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    fn load(lib: libloading::Library) -> Result<Lib, String> {
+        // SAFETY: each symbol has the C type of libffi 3.4.4's ffi.h that
+        // it is read as; the data symbols are read as addresses only.
+        unsafe {
+            macro_rules! f {
+                ($name:literal) => {
+                    *lib.get($name).map_err(|e| e.to_string())?
+                };
+            }
+            let mut types = Vec::new();
+            for t in TYPE_SYMBOLS {
+                let p: *mut ffi_type = *lib
+                    .get::<*mut ffi_type>(t.as_bytes())
+                    .map_err(|e| e.to_string())?;
+                types.push(p as usize);
+            }
+            Ok(Lib {
+                prep_cif: f!(b"ffi_prep_cif"),
+                prep_cif_var: f!(b"ffi_prep_cif_var"),
+                call: f!(b"ffi_call"),
+                closure_alloc: f!(b"ffi_closure_alloc"),
+                closure_free: f!(b"ffi_closure_free"),
+                prep_closure_loc: f!(b"ffi_prep_closure_loc"),
+                types,
+                _lib: lib,
+            })
+        }
+    }
+
+    fn lib() -> &'static Result<Lib, String> {
+        static LIB: OnceLock<Result<Lib, String>> = OnceLock::new();
+        LIB.get_or_init(open)
+    }
+
+    fn get() -> &'static Lib {
+        lib()
+            .as_ref()
+            .expect("libffi is not loaded (check available() first)")
+    }
+
+    /// Whether the arm64 libffi could be loaded (why not, if not).
+    pub fn available() -> Result<(), String> {
+        lib().as_ref().map(|_| ()).map_err(|e| e.clone())
+    }
+
+    pub fn std_type(s: Std) -> *mut ffi_type {
+        get().types[s as usize] as *mut ffi_type
+    }
+
+    /// # Safety
+    ///
+    /// As libffi's `ffi_prep_cif`.
+    pub unsafe fn ffi_prep_cif(
+        cif: *mut ffi_cif,
+        abi: ffi_abi,
+        n: u32,
+        r: *mut ffi_type,
+        a: *mut *mut ffi_type,
+    ) -> ffi_status {
+        // SAFETY: the caller's contract is libffi's.
+        unsafe { (get().prep_cif)(cif, abi, n, r, a) }
+    }
+
+    /// # Safety
+    ///
+    /// As libffi's `ffi_prep_cif_var`.
+    pub unsafe fn ffi_prep_cif_var(
+        cif: *mut ffi_cif,
+        abi: ffi_abi,
+        nf: u32,
+        n: u32,
+        r: *mut ffi_type,
+        a: *mut *mut ffi_type,
+    ) -> ffi_status {
+        // SAFETY: the caller's contract is libffi's.
+        unsafe { (get().prep_cif_var)(cif, abi, nf, n, r, a) }
+    }
+
+    /// # Safety
+    ///
+    /// As libffi's `ffi_call`.
+    pub unsafe fn ffi_call(
+        cif: *mut ffi_cif,
+        f: Option<unsafe extern "C" fn()>,
+        r: *mut c_void,
+        a: *mut *mut c_void,
+    ) {
+        // SAFETY: the caller's contract is libffi's.
+        unsafe { (get().call)(cif, f, r, a) }
+    }
+
+    /// # Safety
+    ///
+    /// As libffi's `ffi_closure_alloc`.
+    pub unsafe fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) -> *mut c_void {
+        // SAFETY: the caller's contract is libffi's.
+        unsafe { (get().closure_alloc)(size, code) }
+    }
+
+    /// # Safety
+    ///
+    /// As libffi's `ffi_closure_free`.
+    pub unsafe fn ffi_closure_free(c: *mut c_void) {
+        // SAFETY: the caller's contract is libffi's.
+        unsafe { (get().closure_free)(c) }
+    }
+
+    /// # Safety
+    ///
+    /// As libffi's `ffi_prep_closure_loc`.
+    pub unsafe fn ffi_prep_closure_loc(
+        c: *mut c_void,
+        cif: *mut ffi_cif,
+        h: Option<Handler>,
+        ud: *mut c_void,
+        code: *mut c_void,
+    ) -> ffi_status {
+        // SAFETY: the caller's contract is libffi's.
+        unsafe { (get().prep_closure_loc)(c, cif, h, ud, code) }
+    }
+}
+
+/// Whether libffi can be used in this process (on AArch64 it is loaded at
+/// run time and may be missing; `JITFFI_DIFF_LIBFFI=off` turns it off);
+/// the reason if not.
+pub fn available() -> Result<(), String> {
+    if std::env::var_os("JITFFI_DIFF_LIBFFI").is_some_and(|v| v == "off") {
+        return Err("JITFFI_DIFF_LIBFFI=off".into());
+    }
+    raw::available()
+}
+
+/// With `JITFFI_DIFF_VERBOSE`, names the step about to run.
+fn stage(what: &str) {
+    if std::env::var_os("JITFFI_DIFF_VERBOSE").is_some_and(|v| v != "0") {
+        eprintln!("    {what}");
+    }
+}
+
+/// `FFI_UNIX64` / `FFI_WIN64` on x86-64 Unix (libffi's x86/ffitarget.h);
+/// `FFI_SYSV` on AArch64 (aarch64/ffitarget.h).
 fn ffi_abi_for(abi: Abi) -> Option<ffi_abi> {
     match abi {
-        Abi::SysV64 => Some(2),
-        Abi::Win64 => Some(3),
+        Abi::SysV64 if cfg!(target_arch = "x86_64") => Some(2),
+        Abi::Win64 if cfg!(target_arch = "x86_64") => Some(3),
+        Abi::Aapcs64 if cfg!(target_arch = "aarch64") => Some(1),
         _ => None,
     }
 }
@@ -59,7 +381,7 @@ pub fn eligible(g: &GenSig) -> bool {
     // libffi 3.4.4 returns a small struct holding a long double (psABI
     // class X87: gcc returns it in st0) as if it were INTEGER class.
     let ret_ok = match &g.ret {
-        Some(t @ Ty::Rec(_)) => {
+        Some(t @ Ty::Rec(_)) if g.abi == Abi::SysV64 => {
             g.size(t) > 16 || g.leaves(t).iter().all(|l| l.prim != Prim::LDouble)
         }
         _ => true,
@@ -78,30 +400,27 @@ struct Types {
 
 impl Types {
     fn prim(p: Prim, abi: Abi) -> *mut ffi_type {
-        use libffi::raw::*;
-        // Addresses of libffi's predefined descriptors (taking them is
-        // safe; libffi never writes to them).
-        {
-            match p {
-                Prim::Char | Prim::SChar => &raw mut ffi_type_sint8,
-                Prim::UChar | Prim::Bool => &raw mut ffi_type_uint8,
-                Prim::Short => &raw mut ffi_type_sint16,
-                Prim::UShort => &raw mut ffi_type_uint16,
-                Prim::Int => &raw mut ffi_type_sint32,
-                Prim::UInt => &raw mut ffi_type_uint32,
-                Prim::Long if abi == Abi::Win64 => &raw mut ffi_type_sint32,
-                Prim::ULong if abi == Abi::Win64 => &raw mut ffi_type_uint32,
-                Prim::Long | Prim::LLong => &raw mut ffi_type_sint64,
-                Prim::ULong | Prim::ULLong => &raw mut ffi_type_uint64,
-                Prim::Float => &raw mut ffi_type_float,
-                Prim::Double => &raw mut ffi_type_double,
-                Prim::LDouble => &raw mut ffi_type_longdouble,
-                Prim::VoidPtr | Prim::CharPtr | Prim::DoublePtr => &raw mut ffi_type_pointer,
-                Prim::CFloat => &raw mut ffi_type_complex_float,
-                Prim::CDouble => &raw mut ffi_type_complex_double,
-                Prim::I128 | Prim::U128 => unreachable!("not eligible for libffi"),
-            }
-        }
+        std_type(match p {
+            // Plain char is unsigned on AAPCS64.
+            Prim::Char if !abi.data_model().char_signed => Std::U8,
+            Prim::Char | Prim::SChar => Std::S8,
+            Prim::UChar | Prim::Bool => Std::U8,
+            Prim::Short => Std::S16,
+            Prim::UShort => Std::U16,
+            Prim::Int => Std::S32,
+            Prim::UInt => Std::U32,
+            Prim::Long if abi == Abi::Win64 => Std::S32,
+            Prim::ULong if abi == Abi::Win64 => Std::U32,
+            Prim::Long | Prim::LLong => Std::S64,
+            Prim::ULong | Prim::ULLong => Std::U64,
+            Prim::Float => Std::F32,
+            Prim::Double => Std::F64,
+            Prim::LDouble => Std::LongDouble,
+            Prim::VoidPtr | Prim::CharPtr | Prim::DoublePtr => Std::Pointer,
+            Prim::CFloat => Std::ComplexF32,
+            Prim::CDouble => Std::ComplexF64,
+            Prim::I128 | Prim::U128 => unreachable!("not eligible for libffi"),
+        })
     }
 
     fn ty(&mut self, g: &GenSig, t: &Ty) -> *mut ffi_type {
@@ -159,7 +478,7 @@ fn prep(g: &GenSig) -> Result<Cif, String> {
         elems: Vec::new(),
     };
     let rtype = match &g.ret {
-        None => &raw mut libffi::raw::ffi_type_void,
+        None => std_type(Std::Void),
         Some(t) => types.ty(g, t),
     };
     let mut atypes: Vec<*mut ffi_type> = g.args.iter().map(|t| types.ty(g, t)).collect();
@@ -472,6 +791,23 @@ pub fn hits_libffi_574(g: &GenSig) -> bool {
     false
 }
 
+/// Whether libffi 3.4.4's AArch64 `ffi_call` may mis-pass this call: for a
+/// composite larger than 16 bytes (AAPCS64 B.4: replaced by a pointer to a
+/// copy) whose pointer goes on the stack, `ffi_call_int` aligns the
+/// pointer's 8-byte slot to the *composite's* alignment, so a 16-aligned
+/// composite (one holding a `long double` or `__int128`) can get its
+/// pointer 8 bytes past where gcc's callee reads it (checked with a C
+/// program: `void f(long x0, ..., long x7, long s0, struct { long a; long
+/// double x; } b)` called by `ffi_call` crashes; gcc's caller stores the
+/// pointer at `[sp, 8]`). Over-approximated: any such argument skips the
+/// `ffi_call` direction (whether its pointer lands in a register or not).
+pub fn hits_libffi_aarch64_byref_align16(g: &GenSig) -> bool {
+    g.abi == Abi::Aapcs64
+        && g.args
+            .iter()
+            .any(|t| matches!(t, Ty::Rec(_)) && g.size(t) > 16 && g.align(t) >= 16)
+}
+
 /// Both directions against libffi. `Ok(false)`: libffi refused the
 /// signature (`ffi_prep_cif` failed); `Err` describes the first mismatch.
 pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
@@ -493,8 +829,7 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
     });
     let mut code: *mut c_void = std::ptr::null_mut();
     // SAFETY: allocates a closure object and its code address.
-    let closure =
-        unsafe { ffi_closure_alloc(size_of::<ffi_closure>(), &mut code) } as *mut ffi_closure;
+    let closure = unsafe { ffi_closure_alloc(CLOSURE_SIZE, &mut code) };
     if closure.is_null() {
         return Err("ffi_closure_alloc failed".into());
     }
@@ -502,7 +837,7 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
     // the closure (freed below, before they are dropped).
     let st = unsafe {
         ffi_prep_closure_loc(
-            closure,
+            closure.cast(),
             &mut *cif.cif,
             Some(ffi_handler),
             &*ctx as *const FfiCtx as *mut c_void,
@@ -517,6 +852,7 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
         'outer: for mode in [ArgMode::Pointers, ArgMode::Frame] {
             for bound in [false, true] {
                 ctx.seen.borrow_mut().clear();
+                stage(&format!("jitffi {mode:?} bound={bound} -> libffi closure"));
                 let got_ret = match call_through(g, jsig, mode, bound, code) {
                     Ok(r) => r,
                     Err(e) => {
@@ -555,7 +891,7 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
     result?;
 
     // 2. libffi ffi_call -> jitffi closure.
-    if hits_libffi_574(g) {
+    if hits_libffi_574(g) || hits_libffi_aarch64_byref_align16(g) {
         return Ok(true);
     }
     let (c, seen) = recorder(g, jsig, ret_img.clone())?;
@@ -574,6 +910,7 @@ pub fn check_libffi(g: &GenSig, jsig: &Signature) -> Result<bool, String> {
     let mut rbuf = buf(ret_img.len().max(8));
     // SAFETY: the closure has the cif's signature; the code pointer is a C
     // function of that type; args and result buffers are as the cif says.
+    stage("ffi_call -> jitffi closure");
     unsafe {
         let f: unsafe extern "C" fn() = std::mem::transmute(c.code_ptr());
         ffi_call(

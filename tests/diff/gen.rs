@@ -19,6 +19,7 @@
 
 #![allow(dead_code)]
 
+use jitffi::types::LongDouble;
 use jitffi::Abi;
 
 // ------------------------------------------------------------------ sources
@@ -141,14 +142,27 @@ pub const ALL_PRIMS: [Prim; 22] = [
 /// Types allowed in a variadic tail (already promoted).
 pub const VARIADIC_PRIMS: [Prim; 7] = [Int, UInt, Long, LLong, Double, VoidPtr, CharPtr];
 
+/// AAPCS64's variadic tail: also `long double` (quad, in a V register) and
+/// `__int128` (an even x register pair), which Linux passes by the normal
+/// rules (AAPCS64 §6.8.2 "Parameter passing rules": variadic arguments
+/// follow stage C unchanged; Apple differs).
+pub const VARIADIC_PRIMS_AAPCS64: [Prim; 9] = [
+    Int, UInt, Long, LLong, Double, VoidPtr, CharPtr, LDouble, I128,
+];
+
 /// How a leaf's value is made from its hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValKind {
-    Int { bytes: u32, signed: bool },
+    Int {
+        bytes: u32,
+        signed: bool,
+    },
     Bool,
     F32,
     F64,
     F80,
+    /// IEEE 754 binary128 (AAPCS64's `long double`).
+    F128,
     C32,
     C64,
 }
@@ -224,10 +238,16 @@ impl Prim {
             Bool => ValKind::Bool,
             Float => ValKind::F32,
             Double => ValKind::F64,
+            LDouble if abi.data_model().long_double == LongDouble::Quad => ValKind::F128,
             LDouble => ValKind::F80,
             CFloat => ValKind::C32,
             CDouble => ValKind::C64,
-            Char | SChar | Short | Int | Long | LLong | I128 => ValKind::Int {
+            // Plain char: signed on x86-64, unsigned on AAPCS64 (§10.1.1).
+            Char => ValKind::Int {
+                bytes: 1,
+                signed: abi.data_model().char_signed,
+            },
+            SChar | Short | Int | Long | LLong | I128 => ValKind::Int {
                 bytes: self.size(abi),
                 signed: true,
             },
@@ -238,10 +258,11 @@ impl Prim {
         }
     }
 
-    /// Bytes of the leaf that carry its value (x87 long double: 10 of 16).
+    /// Bytes of the leaf that carry its value (x87 long double: 10 of 16;
+    /// binary128: all 16).
     pub fn dump_size(self, abi: Abi) -> u32 {
         match self {
-            LDouble => 10,
+            LDouble if abi.data_model().long_double == LongDouble::X87 => 10,
             p => p.size(abi),
         }
     }
@@ -295,8 +316,8 @@ impl Opts {
             abi,
             unions: true,
             packed: true,
-            int128: abi == Abi::SysV64,
-            long_double: abi == Abi::SysV64,
+            int128: abi != Abi::Win64,
+            long_double: abi != Abi::Win64,
             complex: true,
             max_args: 16,
         }
@@ -467,6 +488,10 @@ impl GenSig {
                     } else {
                         r
                     }
+                } else if opts.abi == Abi::Aapcs64 {
+                    let n = VARIADIC_PRIMS_AAPCS64.len() as u32;
+                    let p = VARIADIC_PRIMS_AAPCS64[g.src.below(n) as usize];
+                    Ty::P(if opts.allows(p) { p } else { LLong })
                 } else {
                     Ty::P(VARIADIC_PRIMS[g.src.below(VARIADIC_PRIMS.len() as u32) as usize])
                 };
@@ -792,6 +817,21 @@ pub fn f80(x: f64) -> [u8; 10] {
     out
 }
 
+/// IEEE 754 binary128 encoding of an f64 (IEEE 754-2008 §3.4: 1 sign bit,
+/// 15-bit exponent biased by 16383, 112-bit fraction, hidden integer bit).
+/// Normal numbers and zeros only, which is all `dv_f64` makes.
+pub fn f128(x: f64) -> [u8; 16] {
+    let bits = x.to_bits();
+    let sign = (bits >> 63) as u128;
+    let exp = ((bits >> 52) & 0x7ff) as u128;
+    if exp == 0 {
+        return (sign << 127).to_le_bytes();
+    }
+    let e128 = exp - 1023 + 16383;
+    let frac = ((bits & ((1 << 52) - 1)) as u128) << 60;
+    ((sign << 127) | (e128 << 112) | frac).to_le_bytes()
+}
+
 /// A leaf's bytes (its full `sizeof`; long double: 16 with 6 zero bytes).
 pub fn leaf_bytes(k: ValKind, h: u64) -> Vec<u8> {
     match k {
@@ -811,6 +851,7 @@ pub fn leaf_bytes(k: ValKind, h: u64) -> Vec<u8> {
             v.resize(16, 0);
             v
         }
+        ValKind::F128 => f128(dv_f64(h)).to_vec(),
         ValKind::C32 => {
             let mut v = dv_f32(h).to_le_bytes().to_vec();
             v.extend_from_slice(&dv_f32(dmix(h)).to_le_bytes());
@@ -836,7 +877,7 @@ pub fn c_value(prim: Prim, abi: Abi, h: &str) -> String {
         ValKind::Bool => format!("((_Bool)(({h}) & 1))"),
         ValKind::F32 => format!("dv_f32({h})"),
         ValKind::F64 => format!("dv_f64({h})"),
-        ValKind::F80 => format!("((long double)dv_f64({h}))"),
+        ValKind::F80 | ValKind::F128 => format!("((long double)dv_f64({h}))"),
         ValKind::C32 => format!("__builtin_complex(dv_f32({h}), dv_f32(dmix({h})))"),
         ValKind::C64 => format!("__builtin_complex(dv_f64({h}), dv_f64(dmix({h})))"),
     }
