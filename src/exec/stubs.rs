@@ -140,6 +140,14 @@ impl StubSlot {
         s.aux.store(aux, Ordering::Relaxed);
         s.body.store(body.cast_mut(), Ordering::Release);
     }
+
+    /// Points the stub back at the freed-closure trap, keeping the slot
+    /// (for a caller that pools slots with memory of its own; dropping the
+    /// slot does this too).
+    #[inline]
+    pub fn unpublish(&self) {
+        self.slot().body.store(trap_addr(), Ordering::Release);
+    }
 }
 
 impl Drop for StubSlot {

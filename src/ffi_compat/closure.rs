@@ -16,8 +16,10 @@
 //! before the `ffi_closure` (the slot, and a tag that recognises the
 //! closure as one of ours), and the handler's context is the `ffi_closure`
 //! itself, whose `cif`, `fun` and `user_data` it reads at each call, as
-//! libffi's own trampolines do. Creating and freeing a closure is one
-//! `malloc`, one slot from the lock-free pool, and one `free`.
+//! libffi's own trampolines do. A freed closure's block keeps its slot
+//! in a small per-thread pool, so creating and freeing a closure is
+//! usually a pop and a push: no allocation, no lock, no atomic
+//! read-modify-write.
 //!
 //! Results: the closure body hands the handler a return buffer of at least
 //! 8 bytes (jitffi's `ret_buffer_size`) for results returned in registers,
@@ -25,6 +27,7 @@
 //! result, as libffi's contract says it must; the body then loads the
 //! result's own width from it.
 
+use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::mem::ManuallyDrop;
 
@@ -66,6 +69,10 @@ struct Header {
     /// The block `malloc` returned (the closure sits a little after it).
     block: *mut c_void,
     slot: ManuallyDrop<StubSlot>,
+    /// Bytes of the block; blocks of [`POOLED_BYTES`] are pooled.
+    bytes: usize,
+    /// The next free block in a thread's pool.
+    next: *mut Header,
 }
 
 const HDR: usize = std::mem::size_of::<Header>();
@@ -73,6 +80,72 @@ const _: () = assert!(HDR % 16 == 0 && HDR < 4096);
 
 /// Distinguishes a live closure of ours from any other memory.
 const TAG: usize = 0x6a69_7466_6669_c105_u64 as usize;
+
+/// Requests up to this many bytes (`sizeof(ffi_closure)` and a little
+/// more) get blocks of one size, which freed closures leave in a per-thread
+/// pool together with their stub slot, so that the next allocation on the
+/// thread is a pop: no `malloc`, no slot allocation.
+const POOLED_USER: usize = 128;
+const POOLED_BYTES: usize = POOLED_USER + 2 * HDR;
+/// Free blocks a thread keeps at most.
+const POOL_MAX: usize = 64;
+
+/// A thread's free blocks (linked through `Header::next`), each still
+/// holding its slot; released when the thread exits.
+struct Pool {
+    head: Cell<*mut Header>,
+    len: Cell<usize>,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let mut h = self.head.replace(std::ptr::null_mut());
+        while !h.is_null() {
+            // SAFETY: every block in the pool is a block of ours whose slot
+            // is still owned by the header and unpublished.
+            unsafe {
+                let next = (*h).next;
+                release(h);
+                h = next;
+            }
+        }
+    }
+}
+
+thread_local! {
+    static POOL: Pool = const {
+        Pool {
+            head: Cell::new(std::ptr::null_mut()),
+            len: Cell::new(0),
+        }
+    };
+}
+
+/// Gives a freed block's slot back to the stub pool and the block to
+/// `free`.
+///
+/// # Safety
+///
+/// `h` must be the header of a block of ours, not live, whose slot has not
+/// been released.
+unsafe fn release(h: *mut Header) {
+    // SAFETY: per the contract.
+    unsafe {
+        ManuallyDrop::drop(&mut (*h).slot);
+        libc::free((*h).block);
+    }
+}
+
+/// Where the closure of `block` goes: HDR bytes in, moved up (by at most
+/// HDR more, within the block) when that would put it less than HDR bytes
+/// into a page, so that `header_of` never reads across a page start.
+fn closure_addr(block: *mut c_void) -> usize {
+    let mut p = block as usize + HDR;
+    if p % 4096 < HDR {
+        p += HDR - p % 4096;
+    }
+    p
+}
 
 /// Whether `closure` came from [`ffi_closure_alloc`] and is not freed; its
 /// header if so.
@@ -125,44 +198,66 @@ extern "C" fn handler(ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_vo
 ///
 /// `code` must be NULL or writable for a pointer.
 pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) -> *mut c_void {
-    let Some(bytes) = size.max(CLOSURE_SIZE).checked_add(2 * HDR) else {
-        return std::ptr::null_mut();
-    };
-    let Ok(slot) = alloc_slot() else {
-        return std::ptr::null_mut();
-    };
-    // malloc + memset, not calloc: glibc's calloc bypasses the per-thread
-    // cache that malloc and free use, which made it several times slower
-    // for this allocate-free pattern.
-    // SAFETY: plain allocation; checked for NULL, then zeroed in full.
-    let block = unsafe { libc::malloc(bytes) };
-    if block.is_null() {
-        return std::ptr::null_mut();
-    }
-    // black_box: LLVM would otherwise fold malloc + memset back into calloc.
-    let block = std::hint::black_box(block);
-    // SAFETY: block is writable for `bytes` bytes.
-    unsafe { std::ptr::write_bytes(block.cast::<u8>(), 0, bytes) };
-    // The closure goes HDR bytes in, moved up (by at most HDR more, within
-    // the block) when that would put it less than HDR bytes into a page, so
-    // that `header_of` never reads across a page start.
-    let mut p = block as usize + HDR;
-    if p % 4096 < HDR {
-        p += HDR - p % 4096;
-    }
-    if !code.is_null() {
-        // SAFETY: code is writable per the contract.
-        unsafe { *code = slot.code_ptr() as *mut c_void };
-    }
-    // SAFETY: [p - HDR, p + size) lies inside the block, and p - HDR is
-    // 16-aligned (malloc's alignment, plus multiples of 16).
-    unsafe {
-        ((p - HDR) as *mut Header).write(Header {
-            tag: TAG ^ p,
-            block,
-            slot: ManuallyDrop::new(slot),
+    let user = size.max(CLOSURE_SIZE);
+    let pooled = if user <= POOLED_USER {
+        POOL.try_with(|pool| {
+            let h = pool.head.get();
+            if !h.is_null() {
+                // SAFETY: a pooled block: a header of ours, not live.
+                pool.head.set(unsafe { (*h).next });
+                pool.len.set(pool.len.get() - 1);
+            }
+            h
         })
+        .unwrap_or(std::ptr::null_mut())
+    } else {
+        std::ptr::null_mut()
     };
+    let h = if !pooled.is_null() {
+        pooled
+    } else {
+        let bytes = if user <= POOLED_USER {
+            POOLED_BYTES
+        } else {
+            match user.checked_add(2 * HDR) {
+                Some(b) => b,
+                None => return std::ptr::null_mut(),
+            }
+        };
+        let Ok(slot) = alloc_slot() else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: plain allocation; checked for NULL.
+        let block = unsafe { libc::malloc(bytes) };
+        if block.is_null() {
+            return std::ptr::null_mut();
+        }
+        let h = (closure_addr(block) - HDR) as *mut Header;
+        // SAFETY: [h, h + HDR + user) lies inside the block (closure_addr
+        // moves by at most HDR, and the block has 2 * HDR spare bytes), and
+        // h is 16-aligned (malloc's alignment, plus multiples of 16).
+        unsafe {
+            h.write(Header {
+                tag: 0,
+                block,
+                slot: ManuallyDrop::new(slot),
+                bytes,
+                next: std::ptr::null_mut(),
+            })
+        };
+        h
+    };
+    let p = h as usize + HDR;
+    // SAFETY: h is a header of ours, not live; the closure's `user` bytes
+    // after it lie inside its block.
+    unsafe {
+        std::ptr::write_bytes(p as *mut u8, 0, user);
+        (*h).tag = TAG ^ p;
+        if !code.is_null() {
+            // code is writable per the contract.
+            *code = (*h).slot.code_ptr() as *mut c_void;
+        }
+    }
     p as *mut c_void
 }
 
@@ -180,13 +275,28 @@ pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
     let Some(h) = (unsafe { header_of(ptr) }) else {
         return;
     };
-    // SAFETY: a live header of ours; the tag is cleared before anything is
-    // released, so a second free is ignored.
+    // SAFETY: a live header of ours; the tag is cleared first, so a second
+    // free is ignored; the slot goes back to the trap before the block is
+    // pooled or released.
     unsafe {
         (*h).tag = 0;
-        // Back to the trap (and the pool) first.
-        ManuallyDrop::drop(&mut (*h).slot);
-        libc::free((*h).block);
+        (*h).slot.unpublish();
+        if (*h).bytes == POOLED_BYTES {
+            let kept = POOL
+                .try_with(|pool| {
+                    if pool.len.get() >= POOL_MAX {
+                        return false;
+                    }
+                    (*h).next = pool.head.replace(h);
+                    pool.len.set(pool.len.get() + 1);
+                    true
+                })
+                .unwrap_or(false);
+            if kept {
+                return;
+            }
+        }
+        release(h);
     }
 }
 
@@ -216,18 +326,19 @@ pub unsafe extern "C" fn ffi_prep_closure_loc(
     let Some(fun) = fun else {
         return FFI_BAD_TYPEDEF;
     };
-    // As libffi: an ABI value outside the valid range is FFI_BAD_ABI.
-    // SAFETY: cif readable per the contract (NULL checked).
-    if cif.is_null() || super::jitffi_abi(unsafe { (*cif).abi }).is_err() {
-        return FFI_BAD_ABI;
-    }
-    // SAFETY: cif readable per the contract.
+    // SAFETY: cif is NULL or readable per the contract.
     let Some(prepared) = (unsafe { prepared_for(cif) }) else {
+        // As libffi: an ABI value outside the valid range is FFI_BAD_ABI
+        // (a prepared cif always has a valid one); otherwise the cif was
+        // not prepared.
+        // SAFETY: as above, NULL checked.
+        if cif.is_null() || super::jitffi_abi(unsafe { (*cif).abi }).is_err() {
+            return FFI_BAD_ABI;
+        }
         return FFI_BAD_TYPEDEF;
     };
-    let body = match prepared.closure_body() {
-        Ok(b) => b,
-        Err(_) => return FFI_BAD_TYPEDEF,
+    let Some(body) = prepared.closure_body() else {
+        return FFI_BAD_TYPEDEF;
     };
     // SAFETY: closure is NULL or readable per the contract.
     let Some(h) = (unsafe { header_of(closure) }) else {
@@ -285,4 +396,213 @@ pub unsafe extern "C" fn ffi_prep_closure(
 pub unsafe extern "C" fn ffi_tramp_is_present(closure: *mut c_void) -> c_int {
     // SAFETY: forwarded contract.
     unsafe { header_of(closure) }.is_some() as c_int
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::types::{FfiType, FFI_TYPE_SINT32};
+    use super::super::{abi::FFI_DEFAULT_ABI, ffi_prep_cif};
+    use super::*;
+
+    /// An `int(int, int)` cif with its own type descriptors, leaked.
+    fn cif_ii() -> *mut FfiCif {
+        let int = || {
+            Box::leak(Box::new(FfiType {
+                size: 4,
+                alignment: 4,
+                type_: FFI_TYPE_SINT32,
+                elements: std::ptr::null_mut(),
+            })) as *mut FfiType
+        };
+        let args: &'static mut [*mut FfiType; 2] = Box::leak(Box::new([int(), int()]));
+        // SAFETY: FfiCif is plain data that ffi_prep_cif fills in.
+        let cif: *mut FfiCif = Box::leak(Box::new(unsafe { std::mem::zeroed::<FfiCif>() }));
+        // SAFETY: a writable cif and valid, leaked type descriptors.
+        let st = unsafe { ffi_prep_cif(cif, FFI_DEFAULT_ABI, 2, int(), args.as_mut_ptr()) };
+        assert_eq!(st, FFI_OK);
+        cif
+    }
+
+    /// `fun`: the sum of the two ints plus `*user_data`, widened to ffi_arg.
+    unsafe extern "C" fn add(
+        _cif: *mut FfiCif,
+        ret: *mut c_void,
+        args: *mut *mut c_void,
+        ud: *mut c_void,
+    ) {
+        // SAFETY: int(int, int) with an int user_data, a result buffer of
+        // at least sizeof(ffi_arg).
+        unsafe {
+            let a = *(*args as *const i32);
+            let b = *(*args.add(1) as *const i32);
+            let k = *(ud as *const i32);
+            *(ret as *mut i64) = (a + b + k) as i64;
+        }
+    }
+
+    type AddFn = extern "C" fn(i32, i32) -> i32;
+
+    #[test]
+    fn create_call_reprepare_free() {
+        let cif = cif_ii();
+        let (k1, k2) = (Box::new(100i32), Box::new(1000i32));
+        for size in [0, CLOSURE_SIZE, POOLED_USER, POOLED_USER + 1, 4096] {
+            let mut code = std::ptr::null_mut();
+            // SAFETY: a valid out-pointer.
+            let c = unsafe { ffi_closure_alloc(size, &mut code) };
+            assert!(!c.is_null() && !code.is_null());
+            assert!(
+                c as usize % 4096 >= HDR,
+                "size {size}: header in the closure's page"
+            );
+            // SAFETY: c from ffi_closure_alloc; cif, add and k1 outlive it.
+            let k1p = &*k1 as *const i32 as *mut c_void;
+            assert_eq!(
+                unsafe { ffi_prep_closure_loc(c, cif, Some(add), k1p, code) },
+                FFI_OK
+            );
+            // SAFETY: the closure is prepared for int(int, int).
+            let f: AddFn = unsafe { std::mem::transmute::<*mut c_void, AddFn>(code) };
+            assert_eq!(f(2, 3), 105);
+            // The user-visible fields are libffi's, and read at each call.
+            // SAFETY: c has sizeof(ffi_closure) bytes.
+            unsafe {
+                let tail = (c as *mut u8).add(TRAMPOLINE_SIZE) as *mut ClosureTail;
+                assert_eq!((*tail).cif, cif);
+                assert_eq!((*tail).user_data, k1p);
+                (*tail).user_data = &*k2 as *const i32 as *mut c_void;
+            }
+            assert_eq!(f(2, 3), 1005);
+            // Re-prepared (the deprecated form passes the closure itself).
+            // SAFETY: as above.
+            assert_eq!(unsafe { ffi_prep_closure(c, cif, Some(add), k1p) }, FFI_OK);
+            assert_eq!(f(-2, 3), 101);
+            // SAFETY: c is ours and live, nobody is running it.
+            assert_eq!(unsafe { ffi_tramp_is_present(c) }, 1);
+            unsafe { ffi_closure_free(c) };
+            // Freed: no longer recognised; a second free is ignored.
+            assert_eq!(unsafe { ffi_tramp_is_present(c) }, 0);
+            unsafe { ffi_closure_free(c) };
+        }
+    }
+
+    #[test]
+    fn foreign_memory_is_refused_without_faulting() {
+        let cif = cif_ii();
+        // A page-aligned mapping with nothing mapped just before it: the
+        // header check must not read across the page start.
+        // SAFETY: a fresh anonymous mapping of three pages; the first is
+        // then made inaccessible.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                3 * 4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        // SAFETY: the first page of our own mapping.
+        assert_eq!(unsafe { libc::mprotect(base, 4096, libc::PROT_NONE) }, 0);
+        // SAFETY: pointers into our mapping (readable and writable).
+        unsafe {
+            let page = (base as *mut u8).add(4096) as *mut c_void;
+            let inside = (base as *mut u8).add(4096 + 512) as *mut c_void;
+            for p in [page, inside] {
+                assert_eq!(ffi_prep_closure_loc(p, cif, Some(add), p, p), FFI_BAD_ABI);
+                assert_eq!(ffi_tramp_is_present(p), 0);
+                ffi_closure_free(p);
+            }
+            // Heap memory that happens to be laid out like a closure but
+            // lacks the tag.
+            let mut heap = vec![0u8; 512];
+            let p = heap.as_mut_ptr().add(256) as *mut c_void;
+            let p = ((p as usize + 15) & !15) as *mut c_void;
+            assert_eq!(ffi_prep_closure_loc(p, cif, Some(add), p, p), FFI_BAD_ABI);
+            ffi_closure_free(p);
+            ffi_closure_free(std::ptr::null_mut());
+            assert_eq!(ffi_tramp_is_present(std::ptr::null_mut()), 0);
+            libc::munmap(base, 3 * 4096);
+        }
+    }
+
+    #[test]
+    fn bad_arguments() {
+        let cif = cif_ii();
+        let mut code = std::ptr::null_mut();
+        // SAFETY: valid out-pointer; c is freed at the end.
+        unsafe {
+            let c = ffi_closure_alloc(64, &mut code);
+            let ud = std::ptr::null_mut();
+            // A code address that is not this closure's.
+            let other = (code as *mut u8).add(1) as *mut c_void;
+            assert_eq!(
+                ffi_prep_closure_loc(c, cif, Some(add), ud, other),
+                FFI_BAD_ABI
+            );
+            assert_eq!(
+                ffi_prep_closure_loc(c, cif, None, ud, code),
+                FFI_BAD_TYPEDEF
+            );
+            assert_eq!(
+                ffi_prep_closure_loc(c, std::ptr::null_mut(), Some(add), ud, code),
+                FFI_BAD_ABI
+            );
+            // An unprepared cif, then one with an invalid ABI.
+            let mut raw: FfiCif = std::mem::zeroed();
+            raw.abi = FFI_DEFAULT_ABI;
+            assert_eq!(
+                ffi_prep_closure_loc(c, &mut raw, Some(add), ud, code),
+                FFI_BAD_TYPEDEF
+            );
+            raw.abi = 99;
+            assert_eq!(
+                ffi_prep_closure_loc(c, &mut raw, Some(add), ud, code),
+                FFI_BAD_ABI
+            );
+            ffi_closure_free(c);
+        }
+    }
+
+    #[test]
+    fn many_closures_across_threads() {
+        let cif = cif_ii() as usize;
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let cif = cif as *mut FfiCif;
+                    let k = Box::new(t);
+                    let kp = &*k as *const i32 as *mut c_void;
+                    let mut live = Vec::new();
+                    for round in 0..3 {
+                        for i in 0..(POOL_MAX + 40) {
+                            let mut code = std::ptr::null_mut();
+                            // SAFETY: valid out-pointer; cif and k outlive
+                            // the closures (freed below).
+                            unsafe {
+                                let c = ffi_closure_alloc(48 + (i % 3) * 64, &mut code);
+                                assert!(!c.is_null());
+                                assert_eq!(
+                                    ffi_prep_closure_loc(c, cif, Some(add), kp, code),
+                                    FFI_OK
+                                );
+                                let f: AddFn = std::mem::transmute::<*mut c_void, AddFn>(code);
+                                assert_eq!(f(i as i32, round), i as i32 + round + t);
+                                live.push(c);
+                            }
+                        }
+                        for c in live.drain(..) {
+                            // SAFETY: ours, live, not running.
+                            unsafe { ffi_closure_free(c) };
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
 }

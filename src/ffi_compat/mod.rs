@@ -169,15 +169,15 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    /// The closure body's address (compiling it on first use).
-    pub(crate) fn closure_body(&self) -> Result<*const u8, String> {
-        let r = self
-            .body
-            .get_or_init(|| crate::closure::install_body(&self.sig).map_err(|e| e.to_string()));
-        match r {
-            Ok(code) => Ok(code.as_ptr()),
-            Err(m) => Err(m.clone()),
-        }
+    /// The closure body's address (compiling it on first use), or `None`
+    /// when the closure emitter cannot handle the signature.
+    #[inline]
+    pub(crate) fn closure_body(&self) -> Option<*const u8> {
+        self.body
+            .get_or_init(|| crate::closure::install_body(&self.sig).map_err(|e| e.to_string()))
+            .as_ref()
+            .ok()
+            .map(|code| code.as_ptr())
     }
 }
 
