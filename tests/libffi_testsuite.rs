@@ -1,5 +1,6 @@
 //! libffi's own testsuite, run against jitffi's libffi-compatible layer
-//! (src/ffi_compat) and, for comparison, against the system libffi.
+//! (src/ffi_compat) and, for comparison, against a reference libffi: the
+//! system's on x86-64, Debian's arm64 libffi 3.4 on AArch64.
 //!
 //! Gated behind the `libffi-compat` feature (run by .ci/run as
 //! `cargo build --release --lib --features libffi-compat` then
@@ -16,14 +17,38 @@
 //! Each test is compiled the way libffi's DejaGnu driver does
 //! (testsuite/lib/libffi.exp `run-many-tests`): `-W -Wall -Wno-psabi` at
 //! `-O0` and `-O2` (`LIBFFI_TEST_OPTIMIZATION` overrides, as in libffi), and
-//! tests that mention `ABI_NUM` also with
+//! on x86-64 tests that mention `ABI_NUM` also with
 //! `-DABI_NUM=FFI_GNUW64 -DABI_ATTR=__MSABI__`; the bhaible tests once per
 //! `-DDGTEST=n` (bhaible.exp). The object is linked twice, with
-//! `-ljitffi` and with `-lffi`, against the system `ffi.h`. A run passes
+//! `-ljitffi` and with `-lffi`, against the reference `ffi.h`. A run passes
 //! when it exits with 0 within the timeout and its output matches the
 //! test's `dg-output` patterns.
 //!
-//! Assertion: every test that passes against the system libffi passes
+//! # AArch64, cross-tested under qemu-user
+//!
+//! `cargo test --release --target aarch64-unknown-linux-gnu --features
+//! libffi-compat --test libffi_testsuite` (after `cargo build --release
+//! --lib --target aarch64-unknown-linux-gnu --features libffi-compat`; see
+//! .ci/aarch64.sh). The driver is this test binary itself, an AArch64
+//! program that cargo starts under qemu-user (the runner in
+//! .cargo/config.toml); it runs on the host's toolchain because qemu-user
+//! passes a guest's `execve` to the host kernel, so x86-64 programs
+//! (`aarch64-linux-gnu-gcc`/`-g++`, `timeout`, `cargo metadata`) start as
+//! usual. What does not start is another AArch64 executable without
+//! binfmt_misc, so each test program is started as `qemu-aarch64 -L
+//! $QEMU_LD_PREFIX prog` ([`cross_runner`] finds out which way works by
+//! starting this binary once). Keeping the driver in the target program,
+//! rather than a host-side driver, keeps one `cargo test` command and one
+//! code path on native AArch64 machines (where everything runs directly).
+//!
+//! The reference is Debian's `libffi8:arm64` and its `ffi.h`/`ffitarget.h`
+//! from `libffi-dev:arm64`, unpacked (not installed) under
+//! `target/aarch64-libffi` (or `$LIBFFI_AARCH64_ROOT`); tests link it with
+//! `-L`/`-rpath`. [`layouts_match_ffi_h`] checks that `ffi_cif`, `ffi_type`,
+//! `ffi_closure` and the `ffi_abi`/`ffi_status` values of those headers are
+//! the layer's.
+//!
+//! Assertion: every test that passes against the reference libffi passes
 //! against jitffi, except those in [`KNOWN`] (each with its reason).
 #![cfg(feature = "libffi-compat")]
 
@@ -143,28 +168,22 @@ impl Tools {
                 .output()
                 .is_ok_and(|o| o.status.success())
         }
-        let pick = |var: &str, cross: &str, native: &str| -> String {
-            std::env::var(var)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| {
-                    if works(cross) {
-                        cross.to_string()
-                    } else {
-                        native.to_string()
-                    }
-                })
+        let env = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+        // The cross pair when the cross C compiler is there (if its g++ is
+        // missing, the C++ tests then do not compile and are reported as
+        // skipped, rather than being built for the host by mistake);
+        // otherwise the native pair (an AArch64 host).
+        let cross = works("aarch64-linux-gnu-gcc");
+        let (cc0, cxx0) = if cross {
+            ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-g++")
+        } else {
+            ("gcc", "g++")
         };
-        let cc = pick(
-            "CC_aarch64_unknown_linux_gnu",
-            "aarch64-linux-gnu-gcc",
-            "gcc",
-        );
-        let cxx = pick(
-            "CXX_aarch64_unknown_linux_gnu",
-            "aarch64-linux-gnu-g++",
-            "g++",
-        );
+        let cc = env("CC_aarch64_unknown_linux_gnu").unwrap_or_else(|| cc0.into());
+        let cxx = env("CXX_aarch64_unknown_linux_gnu").unwrap_or_else(|| cxx0.into());
+        if !works(&cxx) {
+            println!("note: no C++ compiler `{cxx}`: the .cc tests will not compile");
+        }
         let root = std::env::var_os("LIBFFI_AARCH64_ROOT")
             .map(PathBuf::from)
             .unwrap_or_else(|| target_dir.join("aarch64-libffi"));
@@ -459,10 +478,15 @@ fn run(cmd: &mut Command) -> (bool, String) {
     }
 }
 
+/// The most telling line of a tool's output: its first line mentioning an
+/// error, else its last line that is not `run`'s exit-status marker.
 fn first_line(s: &str) -> String {
-    s.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
+    let mut lines = s.lines().filter(|l| !l.trim().is_empty());
+    lines
+        .clone()
+        .find(|l| l.contains("error") || l.contains("Error"))
+        .or_else(|| lines.rfind(|l| !l.starts_with("[exit status") && !l.starts_with("[signal")))
+        .or_else(|| s.lines().rev().find(|l| !l.trim().is_empty()))
         .unwrap_or("")
         .chars()
         .take(160)
@@ -632,7 +656,7 @@ fn libffi_testsuite() {
             (Outcome::Pass, o) => {
                 if let Outcome::Fail(m) | Outcome::Skip(m) = o {
                     listed.push(format!(
-                        "{} (passes with jitffi; fails with the system libffi: {m})",
+                        "{} (passes with jitffi; fails with the reference libffi: {m})",
                         c.name
                     ));
                 }
@@ -651,7 +675,7 @@ fn libffi_testsuite() {
             (o, _) => {
                 if let Outcome::Fail(m) | Outcome::Skip(m) = o {
                     listed.push(format!(
-                        "{} (fails with the system libffi too): {m}",
+                        "{} (fails with the reference libffi too): {m}",
                         c.name
                     ));
                 }
@@ -718,7 +742,7 @@ fn libffi_testsuite() {
     }
     assert!(
         regressions.is_empty(),
-        "{} tests pass against the system libffi but not against jitffi",
+        "{} tests pass against the reference libffi but not against jitffi",
         regressions.len()
     );
 }
