@@ -207,7 +207,7 @@ impl Tools {
                 TIMEOUT_QEMU
             },
             runner,
-            ffi_include: unpacked.then(|| include),
+            ffi_include: unpacked.then_some(include),
             ffi_lib: unpacked.then_some(lib),
         }
     }
