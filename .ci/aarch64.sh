@@ -70,3 +70,46 @@ echo "== aarch64 test suite (cargo test --target $TARGET, under qemu-aarch64)"
 start=$(date +%s)
 cargo test --target "$TARGET" "$@" 2>&1
 echo "== aarch64 suite took $(( $(date +%s) - start )) s"
+
+# ==== stage: libffi-compatible layer on AArch64 ==================================
+# libffi's own testsuite through src/ffi_compat, jitffi vs Debian's arm64
+# libffi 3.4 (tests/libffi_testsuite.rs, docs/libffi-compat.md). The
+# reference libffi and its headers (libffi8:arm64, libffi-dev:arm64) are
+# fetched with `apt-get download` and unpacked into target/aarch64-libffi,
+# never installed (as benches/aarch64.sh does for libffi8).
+echo "== libffi testsuite on AArch64 (jitffi vs Debian's arm64 libffi, under qemu)"
+ffi_start=$(date +%s)
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+if ! command -v aarch64-linux-gnu-g++ >/dev/null 2>&1; then
+    echo "== installing g++-aarch64-linux-gnu (the testsuite's .cc tests)"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y g++-aarch64-linux-gnu
+fi
+FFIROOT=$(pwd)/${CARGO_TARGET_DIR:-target}/aarch64-libffi
+case ${CARGO_TARGET_DIR:-} in /*) FFIROOT=$CARGO_TARGET_DIR/aarch64-libffi ;; esac
+export LIBFFI_AARCH64_ROOT=$FFIROOT # where tests/libffi_testsuite.rs looks
+if [ ! -e "$FFIROOT/usr/include/aarch64-linux-gnu/ffi.h" ] ||
+    [ ! -e "$FFIROOT/usr/lib/aarch64-linux-gnu/libffi.so" ]; then
+    echo "== fetching libffi8:arm64 and libffi-dev:arm64 into $FFIROOT"
+    tmp=$(mktemp -d)
+    chmod 755 "$tmp" # apt's _apt user downloads into it
+    fetch() { (cd "$tmp" && apt-get download libffi8:arm64 libffi-dev:arm64); }
+    if ! fetch; then
+        # A fresh machine: arm64 not yet a foreign architecture, or no
+        # package lists for it.
+        if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+            $SUDO dpkg --add-architecture arm64
+        fi
+        $SUDO apt-get update
+        fetch
+    fi
+    mkdir -p "$FFIROOT"
+    for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$FFIROOT"; done
+    rm -rf "$tmp"
+fi
+# The cdylib first (the test refuses a libjitffi.so older than the rlib).
+cargo build --release --lib --target "$TARGET" --features libffi-compat 2>&1
+cargo test --release --target "$TARGET" --features libffi-compat \
+    --test libffi_testsuite -- --nocapture 2>&1
+echo "== libffi testsuite on AArch64 took $(( $(date +%s) - ffi_start )) s"

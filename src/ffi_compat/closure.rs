@@ -46,12 +46,19 @@ pub type FfiClosureFun = unsafe extern "C" fn(
 /// `FFI_TRAMPOLINE_SIZE` of ffitarget.h: where `cif`, `fun` and `user_data`
 /// sit in `ffi_closure`.
 #[cfg(target_arch = "x86_64")]
-const TRAMPOLINE_SIZE: usize = 32;
-#[cfg(not(target_arch = "x86_64"))]
-const TRAMPOLINE_SIZE: usize = 24;
+pub const TRAMPOLINE_SIZE: usize = 32;
+/// AArch64 (libffi's src/aarch64/ffitarget.h): 24, except with
+/// `FFI_EXEC_TRAMPOLINE_TABLE` (Apple), where `ffi_closure` starts with two
+/// pointers (`trampoline_table`, `trampoline_table_entry`) instead.
+#[cfg(all(target_arch = "aarch64", not(target_vendor = "apple")))]
+pub const TRAMPOLINE_SIZE: usize = 24;
+#[cfg(all(target_arch = "aarch64", target_vendor = "apple"))]
+pub const TRAMPOLINE_SIZE: usize = 16;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub const TRAMPOLINE_SIZE: usize = 24;
 
 /// `sizeof(ffi_closure)`: the trampoline area, then three pointers.
-const CLOSURE_SIZE: usize = TRAMPOLINE_SIZE + 3 * std::mem::size_of::<usize>();
+pub const CLOSURE_SIZE: usize = TRAMPOLINE_SIZE + 3 * std::mem::size_of::<usize>();
 
 /// `ffi_closure` after the trampoline area.
 #[repr(C)]

@@ -30,6 +30,7 @@
 //!   with a message instead of jumping to garbage.
 
 mod closure;
+pub use closure::{CLOSURE_SIZE, TRAMPOLINE_SIZE};
 mod raw;
 mod symbols;
 pub mod types;

@@ -266,15 +266,26 @@ pub unsafe fn to_type(t: *const FfiType, ld: LongDoubleMap, depth: u32) -> Resul
     }
 }
 
-/// Whether the ABI value is one libffi accepts here, and what it maps to.
+/// How `long double` is passed for an `ffi_abi` value of this host.
+#[cfg(target_arch = "x86_64")]
 pub fn long_double_map(abi: FfiAbi) -> LongDoubleMap {
     use super::abi::*;
     match abi {
-        #[cfg(target_arch = "x86_64")]
         FFI_WIN64 => LongDoubleMap::Reject,
-        #[cfg(target_arch = "x86_64")]
         FFI_GNUW64 => LongDoubleMap::OpaqueRecord,
-        _ if cfg!(target_arch = "aarch64") && !cfg!(target_vendor = "apple") => LongDoubleMap::Quad,
         _ => LongDoubleMap::X87,
+    }
+}
+
+/// How `long double` is passed for an `ffi_abi` value of this host:
+/// AAPCS64 §5.1 (Table 3, "Quad-precision Floating Point") / C.3: `long
+/// double` is IEEE binary128 in a Q register on Linux; Apple arm64 makes
+/// it `double`, which this 16-byte `ffi_type_longdouble` cannot describe.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn long_double_map(_abi: FfiAbi) -> LongDoubleMap {
+    if cfg!(target_vendor = "apple") {
+        LongDoubleMap::Reject
+    } else {
+        LongDoubleMap::Quad
     }
 }
