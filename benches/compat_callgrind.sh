@@ -16,8 +16,8 @@ so=target/release/libjitffi.so
 bin=target/compat_counts
 gcc -O2 -Wall benches/c/compat_counts.c -o "$bin" -lffi
 count() { # preload case n
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-        env ${1:+LD_PRELOAD=$1} "$bin" "$2" "$3" 2>&1 >/dev/null |
+    LD_PRELOAD=$1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        "$bin" "$2" "$3" 2>&1 >/dev/null |
         sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 printf "%-10s %10s %10s %8s\n" "case" "libffi" "jitffi" "ratio"

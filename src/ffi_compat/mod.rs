@@ -466,49 +466,64 @@ pub unsafe extern "C" fn ffi_call(
             // SAFETY: nothing is written for a void result.
             unsafe { (p.entry)(f, args, rvalue) }
         }
-        mode => {
-            let mut small = [0u64; 32];
-            let mut big: Vec<u64>;
-            let scratch: *mut u64 = if p.ret_buffer <= std::mem::size_of_val(&small) {
-                small.as_mut_ptr()
-            } else {
-                big = vec![0u64; p.ret_buffer.div_ceil(8)];
-                big.as_mut_ptr()
+        // SAFETY: forwarded contract.
+        mode => unsafe { call_via_scratch(p, mode, f, args, rvalue) },
+    }
+}
+
+/// `ffi_call` for results that need adjusting (widened or copied): the
+/// trampoline writes into scratch, then the result goes to `rvalue`. Kept
+/// out of line so that `ffi_call`'s common path needs no stack frame and
+/// ends in a tail jump into the trampoline.
+///
+/// # Safety
+///
+/// As for [`ffi_call`], with `p` the cif's prepared entry.
+#[inline(never)]
+unsafe fn call_via_scratch(
+    p: &Prepared,
+    mode: RetMode,
+    f: *const c_void,
+    args: *const c_void,
+    rvalue: *mut c_void,
+) {
+    let mut small = [0u64; 32];
+    let mut big: Vec<u64>;
+    let scratch: *mut u64 = if p.ret_buffer <= std::mem::size_of_val(&small) {
+        small.as_mut_ptr()
+    } else {
+        big = vec![0u64; p.ret_buffer.div_ceil(8)];
+        big.as_mut_ptr()
+    };
+    // SAFETY: scratch holds ret_buffer_size bytes, 8-aligned.
+    unsafe { (p.entry)(f, args, scratch.cast()) };
+    if rvalue.is_null() {
+        return;
+    }
+    match mode {
+        RetMode::Widen { size, signed } => {
+            // SAFETY: the trampoline stored `size` bytes at scratch.
+            let v: u64 = unsafe {
+                match (size, signed) {
+                    (1, true) => *(scratch as *const i8) as i64 as u64,
+                    (1, false) => *(scratch as *const u8) as u64,
+                    (2, true) => *(scratch as *const i16) as i64 as u64,
+                    (2, false) => *(scratch as *const u16) as u64,
+                    (4, true) => *(scratch as *const i32) as i64 as u64,
+                    _ => *(scratch as *const u32) as u64,
+                }
             };
-            // SAFETY: scratch holds ret_buffer_size bytes, 8-aligned.
-            unsafe { (p.entry)(f, args, scratch.cast()) };
-            if rvalue.is_null() {
-                return;
-            }
-            match mode {
-                RetMode::Widen { size, signed } => {
-                    // SAFETY: the trampoline stored `size` bytes at scratch.
-                    let v: u64 = unsafe {
-                        match (size, signed) {
-                            (1, true) => *(scratch as *const i8) as i64 as u64,
-                            (1, false) => *(scratch as *const u8) as u64,
-                            (2, true) => *(scratch as *const i16) as i64 as u64,
-                            (2, false) => *(scratch as *const u16) as u64,
-                            (4, true) => *(scratch as *const i32) as i64 as u64,
-                            _ => *(scratch as *const u32) as u64,
-                        }
-                    };
-                    // SAFETY: rvalue holds an ffi_arg for integral results
-                    // (libffi's documented rule).
-                    unsafe { (rvalue as *mut u64).write_unaligned(v) };
-                }
-                RetMode::Copy { size } => {
-                    // SAFETY: rvalue holds sizeof(result) bytes; scratch
-                    // holds at least as many.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(scratch as *const u8, rvalue.cast(), size)
-                    };
-                }
-                // Direct with a NULL rvalue returned above; Void never
-                // gets here.
-                RetMode::Direct | RetMode::Void => {}
-            }
+            // SAFETY: rvalue holds an ffi_arg for integral results
+            // (libffi's documented rule).
+            unsafe { (rvalue as *mut u64).write_unaligned(v) };
         }
+        RetMode::Copy { size } => {
+            // SAFETY: rvalue holds sizeof(result) bytes; scratch holds at
+            // least as many.
+            unsafe { std::ptr::copy_nonoverlapping(scratch as *const u8, rvalue.cast(), size) };
+        }
+        // Direct with a NULL rvalue, or Void: nothing to store.
+        RetMode::Direct | RetMode::Void => {}
     }
 }
 
