@@ -11,8 +11,8 @@
 //! qemu_counts check                          (every cell once, results compared)
 //! ```
 //!
-//! Self-contained: its own `extern "C"` callees (the five rows of
-//! `benches/common.rs`), and libffi opened at run time with `dlopen`
+//! Self-contained: the five rows of `benches/rows.rs` (shared with the
+//! criterion benches), and libffi opened at run time with `dlopen`
 //! (`src/cli/libffi_dyn.rs`), so nothing links libffi at build time and the
 //! example cross-compiles for aarch64 without an arm64 libffi. When no
 //! libffi can be opened the `libffi` cells exit with status 3.
@@ -35,109 +35,18 @@ use jitffi::closure::{Closure, ClosureType};
 use jitffi::{Abi, Signature};
 use libffi_dyn::{Libffi, PreparedCif};
 
-// ---- callees: the five rows of benches/common.rs ---------------------------
+// The five rows (callees, argument values, declarations): benches/rows.rs,
+// which links nothing, so it cross-compiles too.
+#[path = "../benches/rows.rs"]
+mod rows;
+use rows::{
+    add3, arg_ptrs, ld_int, mix8, q4_of, twelve, values, Add3, LdInt, Mix8, Q4Of, Twelve, Values,
+    DECLS, Q4, ROWS,
+};
 
-#[inline(never)]
-extern "C" fn add3(a: i64, b: i64, c: i64) -> i64 {
-    a.wrapping_add(b).wrapping_add(c)
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline(never)]
-extern "C" fn mix8(a: i64, b: i64, c: i64, d: i64, e: f64, f: f64, g: f64, h: f64) -> f64 {
-    (a.wrapping_add(b).wrapping_add(c).wrapping_add(d)) as f64 + e + f + g + h
-}
-
-/// `typedef struct { long a; double b; } ld;` — 16 bytes, not an HFA:
-/// AAPCS64 (stage C.10) passes it in x0, x1.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Ld {
-    a: i64,
-    b: f64,
-}
-
-#[inline(never)]
-extern "C" fn ld_int(x: Ld, n: i32) -> f64 {
-    x.a as f64 + x.b + n as f64
-}
-
-/// `typedef struct { long a, b, c, d; } q4;` — 32 bytes: AAPCS64 returns it
-/// through the indirect result address in x8 (AAPCS64 §6.9).
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Q4 {
-    a: i64,
-    b: i64,
-    c: i64,
-    d: i64,
-}
-
-#[inline(never)]
-extern "C" fn q4_of(x: i64) -> Q4 {
-    Q4 {
-        a: x,
-        b: x.wrapping_add(1),
-        c: x.wrapping_add(2),
-        d: x.wrapping_add(3),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline(never)]
-extern "C" fn twelve(
-    a: i64,
-    b: f64,
-    c: i32,
-    d: f64,
-    e: i64,
-    f: f64,
-    g: i32,
-    h: f64,
-    i: i64,
-    j: i64,
-    k: i64,
-    l: i64,
-) -> i64 {
-    a.wrapping_add(c as i64)
-        .wrapping_add(e)
-        .wrapping_add(g as i64)
-        .wrapping_add(i)
-        .wrapping_add(j)
-        .wrapping_add(k)
-        .wrapping_add(l)
-        .wrapping_add((b + d + f + h) as i64)
-}
-
-type Add3 = extern "C" fn(i64, i64, i64) -> i64;
-type Mix8 = extern "C" fn(i64, i64, i64, i64, f64, f64, f64, f64) -> f64;
-type LdInt = extern "C" fn(Ld, i32) -> f64;
-type Q4Of = extern "C" fn(i64) -> Q4;
-type Twelve = extern "C" fn(i64, f64, i32, f64, i64, f64, i32, f64, i64, i64, i64, i64) -> i64;
 type AddFn = extern "C" fn(i32, i32) -> i32;
 
-const ROWS: [&str; 5] = ["add3", "mix8", "struct16", "sret32", "args12"];
 const COLS: [&str; 4] = ["direct", "jit_ptr", "jit_frame", "libffi"];
-const DECLS: [&str; 5] = [
-    "long add3(long, long, long)",
-    "double mix8(long, long, long, long, double, double, double, double)",
-    "typedef struct { long a; double b; } ld; double ld_int(ld, int)",
-    "typedef struct { long a, b, c, d; } q4; q4 q4_of(long)",
-    "long twelve(long, double, int, double, long, double, int, double, long, long, long, long)",
-];
-
-/// Argument values, in memory, read by every column.
-struct Values {
-    add3: [i64; 3],
-    mix8_i: [i64; 4],
-    mix8_d: [f64; 4],
-    ld: Ld,
-    ld_n: i32,
-    q4_x: i64,
-    tw_i64: [i64; 6],
-    tw_f64: [f64; 4],
-    tw_i32: [i32; 2],
-}
 
 /// Result buffer: 16-byte aligned, large enough for every row.
 #[repr(C, align(16))]
@@ -147,10 +56,6 @@ impl Default for Ret {
     fn default() -> Ret {
         Ret([0; 64])
     }
-}
-
-fn ptr<T>(r: &T) -> *const c_void {
-    (r as *const T).cast()
 }
 
 /// One direct call of row `R` through a `black_box`ed function pointer,
@@ -211,39 +116,7 @@ impl Case {
     fn new(row: usize, v: &Values, abi: Abi, ffi: Option<&Arc<Libffi>>) -> Case {
         let sig = jitffi::cdecl::parse_signature(DECLS[row], abi)
             .unwrap_or_else(|e| fail(&format!("{}: {e}", DECLS[row])));
-        let (target, args): (*const c_void, Vec<*const c_void>) = match row {
-            0 => (add3 as *const c_void, v.add3.iter().map(ptr).collect()),
-            1 => (
-                mix8 as *const c_void,
-                v.mix8_i
-                    .iter()
-                    .map(ptr)
-                    .chain(v.mix8_d.iter().map(ptr))
-                    .collect(),
-            ),
-            2 => (ld_int as *const c_void, vec![ptr(&v.ld), ptr(&v.ld_n)]),
-            3 => (q4_of as *const c_void, vec![ptr(&v.q4_x)]),
-            _ => {
-                let (i, d, n) = (&v.tw_i64, &v.tw_f64, &v.tw_i32);
-                (
-                    twelve as *const c_void,
-                    vec![
-                        ptr(&i[0]),
-                        ptr(&d[0]),
-                        ptr(&n[0]),
-                        ptr(&d[1]),
-                        ptr(&i[1]),
-                        ptr(&d[2]),
-                        ptr(&n[1]),
-                        ptr(&d[3]),
-                        ptr(&i[2]),
-                        ptr(&i[3]),
-                        ptr(&i[4]),
-                        ptr(&i[5]),
-                    ],
-                )
-            }
-        };
+        let (target, args) = (rows::target(row), arg_ptrs(row, v));
         let compile = |mode| {
             Trampoline::compile(&sig, mode, Some(target))
                 .unwrap_or_else(|e| fail(&format!("{}: {e}", DECLS[row])))
@@ -444,17 +317,7 @@ fn main() {
 
     // ---- preparation: identical in every run --------------------------------
     let ffi = Libffi::open();
-    let v = Box::new(Values {
-        add3: [1, 2, 3],
-        mix8_i: [1, 2, 3, 4],
-        mix8_d: [0.5, 1.5, 2.5, 3.5],
-        ld: Ld { a: 7, b: 0.25 },
-        ld_n: -3,
-        q4_x: 40,
-        tw_i64: [1, 2, 3, 4, 5, 6],
-        tw_f64: [0.5, 1.5, 2.5, 3.5],
-        tw_i32: [-1, -2],
-    });
+    let v = values();
     let mut cases: Vec<Case> = (0..ROWS.len())
         .map(|r| Case::new(r, &v, abi, ffi.as_ref()))
         .collect();
