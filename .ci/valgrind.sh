@@ -29,12 +29,17 @@ args=()
 for t in "${tests[@]}"; do args+=(--test "$t"); done
 # The lib's unit tests too.
 args+=(--lib)
-bins=$(cargo test --no-run --message-format=json "${args[@]}" 2>/dev/null |
+list_bins() {
+  cargo test --no-run --message-format=json "$@" 2>/dev/null |
   python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
     if m.get("reason")=="compiler-artifact" and m.get("executable") and m.get("profile",{}).get("test"):
-        print(m["target"]["name"]+" "+m["executable"])')
+        print(m["target"]["name"]+" "+m["executable"])'
+}
+bins=$(list_bins "${args[@]}")
+# The libffi layer's unit tests (closures: pooled blocks, foreign memory).
+bins+=$'\n'$(list_bins --features libffi-compat --lib | sed 's/^jitffi /jitffi-libffi-compat /')
 fail=0
 while read -r name bin; do
     start=$(date +%s)
