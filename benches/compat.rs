@@ -40,7 +40,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jitffi::types::{Abi, Scalar, Signature, Type};
 use libffi_dyn::{Libffi, PreparedCif};
-use rows::{arg_ptrs, direct, direct_result, values, Out, DECLS, ROWS};
+use rows::{arg_ptrs, direct, direct_add, direct_result, ffi_add, values, AddFn, Out, DECLS, ROWS};
 
 /// `libjitffi.so`: `JITFFI_COMPAT_LIB`, else next to this benchmark's
 /// `deps/` directory (where cargo puts the cdylib of the same build).
@@ -109,31 +109,6 @@ fn ffi_call_rows(c: &mut Criterion) {
         g.finish();
     }
 }
-
-/// libffi's closure handler for `int f(int, int)`: the sum, widened to
-/// `ffi_arg` as libffi requires of integral results (libffi manual, "The
-/// Closure API").
-unsafe extern "C" fn ffi_add(
-    _cif: *mut c_void,
-    ret: *mut c_void,
-    args: *mut *mut c_void,
-    _user: *mut c_void,
-) {
-    // SAFETY: the closure's cif is int(int, int): two int pointers and a
-    // result buffer of at least sizeof(ffi_arg) = 8 bytes.
-    unsafe {
-        let a = *(*args as *const i32);
-        let b = *(*args.add(1) as *const i32);
-        *(ret as *mut u64) = a.wrapping_add(b) as i64 as u64;
-    }
-}
-
-#[inline(never)]
-extern "C" fn direct_add(a: i32, b: i32) -> i32 {
-    a.wrapping_add(b)
-}
-
-type AddFn = extern "C" fn(i32, i32) -> i32;
 
 fn closures(c: &mut Criterion) {
     let libs = libraries();

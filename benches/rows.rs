@@ -238,3 +238,46 @@ pub fn direct_result(row: usize, v: &Values) -> Vec<u8> {
     // SAFETY: `p` points at a live field of `out` of at least `n` bytes.
     unsafe { std::slice::from_raw_parts(p, n) }.to_vec()
 }
+
+// ---- the closure row: int(int, int) ----------------------------------------
+
+pub type AddFn = extern "C" fn(i32, i32) -> i32;
+
+/// The direct call the closure rows compare with.
+#[inline(never)]
+pub extern "C" fn direct_add(a: i32, b: i32) -> i32 {
+    a.wrapping_add(b)
+}
+
+/// jitffi's raw handler for the closure row: `handler(ctx, args, ret)`.
+pub extern "C" fn raw_add(_ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_void) {
+    // SAFETY: the closure's signature is int(int, int): two int pointers in,
+    // an int result buffer out.
+    unsafe {
+        let a = *(*args as *const i32);
+        let b = *(*args.add(1) as *const i32);
+        *(ret as *mut i32) = a.wrapping_add(b);
+    }
+}
+
+/// libffi's closure handler for the closure row: `fun(cif, ret, args,
+/// user_data)`.
+///
+/// # Safety
+///
+/// Called by a libffi-style closure of C type int(int, int): `args` holds
+/// two int pointers and `ret` at least `sizeof(ffi_arg)` bytes.
+pub unsafe extern "C" fn ffi_add(
+    _cif: *mut c_void,
+    ret: *mut c_void,
+    args: *mut *mut c_void,
+    _user: *mut c_void,
+) {
+    // SAFETY: per the contract; an integral result narrower than ffi_arg is
+    // written widened to ffi_arg (libffi manual, "The Closure API").
+    unsafe {
+        let a = *(*args as *const i32);
+        let b = *(*args.add(1) as *const i32);
+        *(ret as *mut u64) = a.wrapping_add(b) as i64 as u64;
+    }
+}

@@ -40,11 +40,9 @@ use libffi_dyn::{Libffi, PreparedCif};
 #[path = "../benches/rows.rs"]
 mod rows;
 use rows::{
-    add3, arg_ptrs, ld_int, mix8, q4_of, twelve, values, Add3, LdInt, Mix8, Q4Of, Twelve, Values,
-    DECLS, Q4, ROWS,
+    add3, arg_ptrs, direct_add, ffi_add, ld_int, mix8, q4_of, raw_add, twelve, values, Add3, AddFn,
+    LdInt, Mix8, Q4Of, Twelve, Values, DECLS, Q4, ROWS,
 };
-
-type AddFn = extern "C" fn(i32, i32) -> i32;
 
 const COLS: [&str; 4] = ["direct", "jit_ptr", "jit_frame", "libffi"];
 
@@ -188,39 +186,6 @@ impl Case {
 }
 
 // ---- closures: int(int, int) -------------------------------------------------
-
-#[inline(never)]
-extern "C" fn direct_add(a: i32, b: i32) -> i32 {
-    a.wrapping_add(b)
-}
-
-/// jitffi's raw handler: `handler(ctx, args, ret)`.
-extern "C" fn raw_add(_ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_void) {
-    // SAFETY: the closure's signature is int(int, int): two int pointers in,
-    // an int result buffer out.
-    unsafe {
-        let a = *(*args as *const i32);
-        let b = *(*args.add(1) as *const i32);
-        *(ret as *mut i32) = a.wrapping_add(b);
-    }
-}
-
-/// libffi's handler: `fun(cif, ret, args, user_data)`.
-unsafe extern "C" fn ffi_add(
-    _cif: *mut c_void,
-    ret: *mut c_void,
-    args: *mut *mut c_void,
-    _user: *mut c_void,
-) {
-    // SAFETY: libffi passes two int pointers and a result buffer of at least
-    // sizeof(ffi_arg) bytes; an integral result narrower than ffi_arg is
-    // written widened to ffi_arg (libffi manual, "The Closure API").
-    unsafe {
-        let a = *(*args as *const i32);
-        let b = *(*args.add(1) as *const i32);
-        *(ret as *mut u64) = a.wrapping_add(b) as i64 as u64;
-    }
-}
 
 fn as_add(p: *const c_void) -> AddFn {
     // SAFETY: every pointer passed here is code of C type int(int, int).
