@@ -4,7 +4,7 @@
 //! before the signature is known, so it takes a jitffi stub slot
 //! ([`crate::exec::stubs::alloc_slot`], the same slots `Closure::new_raw`
 //! uses) whose code pointer is fixed from then on, plus `size` bytes of
-//! ordinary zeroed memory for the `ffi_closure` the user writes. The slot
+//! ordinary memory (not zeroed, as in libffi) for the `ffi_closure` the user writes. The slot
 //! stays pointed at jitffi's "freed closure" trap until
 //! `ffi_prep_closure_loc` publishes the signature's closure body (compiled
 //! once per signature, cached with the prepared cif) with a handler that
@@ -76,6 +76,8 @@ struct Header {
     /// The block `malloc` returned (the closure sits a little after it).
     block: *mut c_void,
     slot: ManuallyDrop<StubSlot>,
+    /// The slot's code address.
+    code: *const u8,
     /// Bytes of the block; blocks of [`POOLED_BYTES`] are pooled.
     bytes: usize,
     /// The next free block in a thread's pool.
@@ -99,14 +101,24 @@ const POOL_MAX: usize = 64;
 
 /// A thread's free blocks (linked through `Header::next`), each still
 /// holding its slot; released when the thread exits.
+///
+/// `Pool` has no destructor of its own, so reaching it is a plain
+/// thread-local access (a `thread_local!` with a destructor checks its
+/// registration state on every access, which was a tenth of a create +
+/// free). The first push on a thread touches [`DRAIN`], whose destructor
+/// empties the pool at thread exit.
 struct Pool {
     head: Cell<*mut Header>,
     len: Cell<usize>,
+    /// Whether this thread's [`DRAIN`] guard has been registered.
+    drains: Cell<bool>,
 }
 
-impl Drop for Pool {
-    fn drop(&mut self) {
+impl Pool {
+    /// Releases every pooled block.
+    fn drain(&self) {
         let mut h = self.head.replace(std::ptr::null_mut());
+        self.len.set(0);
         while !h.is_null() {
             // SAFETY: every block in the pool is a block of ours whose slot
             // is still owned by the header and unpublished.
@@ -119,13 +131,29 @@ impl Drop for Pool {
     }
 }
 
+/// Empties the thread's pool when the thread exits.
+struct Drain;
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        let _ = POOL.try_with(|pool| {
+            pool.drain();
+            // Blocks freed later on this thread (by other destructors) are
+            // released at once.
+            pool.len.set(POOL_MAX);
+        });
+    }
+}
+
 thread_local! {
     static POOL: Pool = const {
         Pool {
             head: Cell::new(std::ptr::null_mut()),
             len: Cell::new(0),
+            drains: Cell::new(false),
         }
     };
+    static DRAIN: Drain = const { Drain };
 }
 
 /// Gives a freed block's slot back to the stub pool and the block to
@@ -197,7 +225,7 @@ extern "C" fn handler(ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_vo
     unsafe { fun(t.cif, ret, args as *mut *mut c_void, t.user_data) }
 }
 
-/// `void *ffi_closure_alloc(size_t size, void **code)`: zeroed writable
+/// `void *ffi_closure_alloc(size_t size, void **code)`: writable
 /// memory of `size` bytes (at least `sizeof(ffi_closure)`), and in `*code`
 /// the executable address that will run it once prepared. NULL on failure.
 ///
@@ -247,6 +275,7 @@ pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) 
             h.write(Header {
                 tag: 0,
                 block,
+                code: slot.code_ptr(),
                 slot: ManuallyDrop::new(slot),
                 bytes,
                 next: std::ptr::null_mut(),
@@ -255,14 +284,14 @@ pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) 
         h
     };
     let p = h as usize + HDR;
-    // SAFETY: h is a header of ours, not live; the closure's `user` bytes
-    // after it lie inside its block.
+    // The closure's memory is not zeroed (nor is libffi's): prep writes
+    // the fields the handler reads before the slot can run it.
+    // SAFETY: h is a header of ours, not live.
     unsafe {
-        std::ptr::write_bytes(p as *mut u8, 0, user);
         (*h).tag = TAG ^ p;
         if !code.is_null() {
             // code is writable per the contract.
-            *code = (*h).slot.code_ptr() as *mut c_void;
+            *code = (*h).code as *mut c_void;
         }
     }
     p as *mut c_void
@@ -294,6 +323,14 @@ pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
                 .try_with(|pool| {
                     if pool.len.get() >= POOL_MAX {
                         return false;
+                    }
+                    if !pool.drains.get() {
+                        // Registers the guard's destructor (or fails when
+                        // the thread is already exiting: then no pooling).
+                        if DRAIN.try_with(|_| ()).is_err() {
+                            return false;
+                        }
+                        pool.drains.set(true);
                     }
                     (*h).next = pool.head.replace(h);
                     pool.len.set(pool.len.get() + 1);
@@ -331,30 +368,23 @@ pub unsafe extern "C" fn ffi_prep_closure_loc(
     user_data: *mut c_void,
     codeloc: *mut c_void,
 ) -> FfiStatus {
-    let Some(fun) = fun else {
-        return FFI_BAD_TYPEDEF;
-    };
-    // SAFETY: cif is NULL or readable per the contract.
-    let Some(prepared) = (unsafe { prepared_for(cif) }) else {
-        // As libffi: an ABI value outside the valid range is FFI_BAD_ABI
-        // (a prepared cif always has a valid one); otherwise the cif was
-        // not prepared.
-        // SAFETY: as above, NULL checked.
-        if cif.is_null() || super::jitffi_abi(unsafe { (*cif).abi }).is_err() {
-            return FFI_BAD_ABI;
-        }
-        return FFI_BAD_TYPEDEF;
-    };
-    let Some(body) = prepared.closure_body() else {
-        return FFI_BAD_TYPEDEF;
+    // The common case (a prepared cif whose closure body exists) calls
+    // nothing, so it needs no stack frame; everything else is out of line.
+    let (Some(fun), Some(body)) = (
+        fun,
+        // SAFETY: cif is NULL or readable per the contract.
+        unsafe { prepared_for(cif) }.and_then(|p| p.closure_body_if_ready()),
+    ) else {
+        // SAFETY: forwarded contract.
+        return unsafe { prep_closure_slow(closure, cif, fun, user_data, codeloc) };
     };
     // SAFETY: closure is NULL or readable per the contract.
     let Some(h) = (unsafe { header_of(closure) }) else {
         return FFI_BAD_ABI;
     };
     // SAFETY: a live header of ours; only this closure's owner touches it.
-    let slot = unsafe { &*(*h).slot };
-    if codeloc as *const u8 != slot.code_ptr() && codeloc != closure {
+    let (slot, code) = unsafe { (&*(*h).slot, (*h).code) };
+    if codeloc as *const u8 != code && codeloc != closure {
         return FFI_BAD_ABI;
     }
     // The user-visible fields, as libffi fills them; the handler reads them
@@ -375,6 +405,44 @@ pub unsafe extern "C" fn ffi_prep_closure_loc(
     // unpublishes the slot before freeing it.
     unsafe { slot.publish(body, handler as *const () as usize, closure, 0) };
     FFI_OK
+}
+
+/// [`ffi_prep_closure_loc`] when the fast path does not apply: no
+/// function, a cif that is not prepared (or has an invalid ABI), or a
+/// closure body not compiled yet (compiled here, then the fast path runs).
+///
+/// # Safety
+///
+/// As for [`ffi_prep_closure_loc`].
+#[cold]
+#[inline(never)]
+unsafe fn prep_closure_slow(
+    closure: *mut c_void,
+    cif: *mut FfiCif,
+    fun: Option<FfiClosureFun>,
+    user_data: *mut c_void,
+    codeloc: *mut c_void,
+) -> FfiStatus {
+    if fun.is_none() {
+        return FFI_BAD_TYPEDEF;
+    }
+    // SAFETY: cif is NULL or readable per the contract.
+    let Some(prepared) = (unsafe { prepared_for(cif) }) else {
+        // As libffi: an ABI value outside the valid range is FFI_BAD_ABI
+        // (a prepared cif always has a valid one); otherwise the cif was
+        // not prepared.
+        // SAFETY: as above, NULL checked.
+        if cif.is_null() || super::jitffi_abi(unsafe { (*cif).abi }).is_err() {
+            return FFI_BAD_ABI;
+        }
+        return FFI_BAD_TYPEDEF;
+    };
+    if prepared.closure_body().is_none() {
+        return FFI_BAD_TYPEDEF;
+    }
+    // The body exists now: the fast path applies.
+    // SAFETY: forwarded contract.
+    unsafe { ffi_prep_closure_loc(closure, cif, fun, user_data, codeloc) }
 }
 
 /// `ffi_status ffi_prep_closure(ffi_closure *, ffi_cif *, fun, user_data)`:

@@ -170,9 +170,14 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
+    /// The closure body's address if it has been compiled already.
+    #[inline]
+    pub(crate) fn closure_body_if_ready(&self) -> Option<*const u8> {
+        self.body.get()?.as_ref().ok().map(|code| code.as_ptr())
+    }
+
     /// The closure body's address (compiling it on first use), or `None`
     /// when the closure emitter cannot handle the signature.
-    #[inline]
     pub(crate) fn closure_body(&self) -> Option<*const u8> {
         self.body
             .get_or_init(|| crate::closure::install_body(&self.sig).map_err(|e| e.to_string()))
