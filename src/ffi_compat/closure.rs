@@ -233,8 +233,10 @@ extern "C" fn handler(ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_vo
 ///
 /// `code` must be NULL or writable for a pointer.
 pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) -> *mut c_void {
+    // The common case, a pooled block, calls nothing but the thread-local
+    // lookup; everything else is out of line.
     let user = size.max(CLOSURE_SIZE);
-    let pooled = if user <= POOLED_USER {
+    let h = if user <= POOLED_USER {
         POOL.try_with(|pool| {
             let h = pool.head.get();
             if !h.is_null() {
@@ -248,53 +250,69 @@ pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) 
     } else {
         std::ptr::null_mut()
     };
-    let h = if !pooled.is_null() {
-        pooled
-    } else {
-        let bytes = if user <= POOLED_USER {
-            POOLED_BYTES
-        } else {
-            match user.checked_add(2 * HDR) {
-                Some(b) => b,
-                None => return std::ptr::null_mut(),
-            }
-        };
-        let Ok(slot) = alloc_slot() else {
-            return std::ptr::null_mut();
-        };
-        // SAFETY: plain allocation; checked for NULL.
-        let block = unsafe { libc::malloc(bytes) };
-        if block.is_null() {
-            return std::ptr::null_mut();
-        }
-        let h = (closure_addr(block) - HDR) as *mut Header;
-        // SAFETY: [h, h + HDR + user) lies inside the block (closure_addr
-        // moves by at most HDR, and the block has 2 * HDR spare bytes), and
-        // h is 16-aligned (malloc's alignment, plus multiples of 16).
-        unsafe {
-            h.write(Header {
-                tag: 0,
-                block,
-                code: slot.code_ptr(),
-                slot: ManuallyDrop::new(slot),
-                bytes,
-                next: std::ptr::null_mut(),
-            })
-        };
-        h
-    };
+    if h.is_null() {
+        return alloc_new(user, code);
+    }
+    // SAFETY: h is a header of ours, not live; code is NULL or writable.
+    unsafe { hand_out(h, code) }
+}
+
+/// Marks the block of `h` live and returns its closure (and its code in
+/// `*code`). The closure's memory is not zeroed (nor is libffi's): prep
+/// writes the fields the handler reads before the slot can run it.
+///
+/// # Safety
+///
+/// `h` must be a header of ours, not live; `code` NULL or writable.
+#[inline(always)]
+unsafe fn hand_out(h: *mut Header, code: *mut *mut c_void) -> *mut c_void {
     let p = h as usize + HDR;
-    // The closure's memory is not zeroed (nor is libffi's): prep writes
-    // the fields the handler reads before the slot can run it.
-    // SAFETY: h is a header of ours, not live.
+    // SAFETY: per the contract.
     unsafe {
         (*h).tag = TAG ^ p;
         if !code.is_null() {
-            // code is writable per the contract.
             *code = (*h).code as *mut c_void;
         }
     }
     p as *mut c_void
+}
+
+/// [`ffi_closure_alloc`] without a pooled block: a new slot and block.
+#[cold]
+#[inline(never)]
+fn alloc_new(user: usize, code: *mut *mut c_void) -> *mut c_void {
+    let bytes = if user <= POOLED_USER {
+        POOLED_BYTES
+    } else {
+        match user.checked_add(2 * HDR) {
+            Some(b) => b,
+            None => return std::ptr::null_mut(),
+        }
+    };
+    let Ok(slot) = alloc_slot() else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: plain allocation; checked for NULL.
+    let block = unsafe { libc::malloc(bytes) };
+    if block.is_null() {
+        return std::ptr::null_mut();
+    }
+    let h = (closure_addr(block) - HDR) as *mut Header;
+    // SAFETY: [h, h + HDR + user) lies inside the block (closure_addr moves
+    // by at most HDR, and the block has 2 * HDR spare bytes), and h is
+    // 16-aligned (malloc's alignment, plus multiples of 16); code is NULL
+    // or writable per ffi_closure_alloc's contract.
+    unsafe {
+        h.write(Header {
+            tag: 0,
+            block,
+            code: slot.code_ptr(),
+            slot: ManuallyDrop::new(slot),
+            bytes,
+            next: std::ptr::null_mut(),
+        });
+        hand_out(h, code)
+    }
 }
 
 /// `void ffi_closure_free(void *writable)`: frees a closure from
@@ -312,12 +330,44 @@ pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
     let Some(h) = (unsafe { header_of(ptr) }) else {
         return;
     };
-    // SAFETY: a live header of ours; the tag is cleared first, so a second
-    // free is ignored; the slot goes back to the trap before the block is
+    // SAFETY: a live header of ours; the tag is cleared first, so it is no
+    // longer recognised; the slot goes back to the trap before the block is
     // pooled or released.
-    unsafe {
+    let pooled = unsafe {
         (*h).tag = 0;
         (*h).slot.unpublish();
+        (*h).bytes == POOLED_BYTES
+            && POOL
+                .try_with(|pool| {
+                    if pool.len.get() >= POOL_MAX || !pool.drains.get() {
+                        return false;
+                    }
+                    (*h).next = pool.head.replace(h);
+                    pool.len.set(pool.len.get() + 1);
+                    true
+                })
+                .unwrap_or(false)
+    };
+    if !pooled {
+        // SAFETY: h is ours, not live, its slot not yet released.
+        unsafe { free_slow(h) };
+    }
+}
+
+/// [`ffi_closure_free`] when the block does not simply go on the thread's
+/// pool: the first pooling on a thread (which registers the pool's drain
+/// at thread exit), or a full pool, or an odd-sized block, or a thread that
+/// is exiting.
+///
+/// # Safety
+///
+/// `h` must be a header of ours, not live, whose slot has not been
+/// released.
+#[cold]
+#[inline(never)]
+unsafe fn free_slow(h: *mut Header) {
+    // SAFETY: per the contract.
+    unsafe {
         if (*h).bytes == POOLED_BYTES {
             let kept = POOL
                 .try_with(|pool| {
@@ -325,8 +375,8 @@ pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
                         return false;
                     }
                     if !pool.drains.get() {
-                        // Registers the guard's destructor (or fails when
-                        // the thread is already exiting: then no pooling).
+                        // Registers the guard's destructor (or fails when the
+                        // thread is already exiting: then no pooling).
                         if DRAIN.try_with(|_| ()).is_err() {
                             return false;
                         }
