@@ -36,7 +36,7 @@ use crate::exec::stubs::{alloc_slot, StubSlot};
 use super::{prepared_for, FfiCif, FfiStatus, FFI_BAD_ABI, FFI_BAD_TYPEDEF, FFI_OK};
 
 /// libffi's closure function: `fun(cif, ret, args, user_data)`.
-pub type FfiClosureFun = unsafe extern "C" fn(
+pub type FfiClosureFun = unsafe extern "C-unwind" fn(
     cif: *mut FfiCif,
     ret: *mut c_void,
     args: *mut *mut c_void,
@@ -210,7 +210,11 @@ unsafe fn header_of(closure: *mut c_void) -> Option<*mut Header> {
 /// The handler published into every prepared slot: jitffi's
 /// `(ctx, args, ret)` to libffi's `fun(cif, ret, args, user_data)`, with
 /// the `ffi_closure` as the context.
-extern "C" fn handler(ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_void) {
+///
+/// `extern "C-unwind"`, as is [`FfiClosureFun`]: a C++ exception thrown by
+/// `fun` passes through here and through the closure body, which have
+/// unwind tables on x86-64 (libffi's `unwindtest.cc`).
+extern "C-unwind" fn handler(ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_void) {
     // SAFETY: ctx is the ffi_closure this slot was published with, live
     // until ffi_closure_free (which unpublishes the slot first); like
     // libffi, its fields are read at each call.
@@ -556,7 +560,7 @@ mod tests {
     }
 
     /// `fun`: the sum of the two ints plus `*user_data`, widened to ffi_arg.
-    unsafe extern "C" fn add(
+    unsafe extern "C-unwind" fn add(
         _cif: *mut FfiCif,
         ret: *mut c_void,
         args: *mut *mut c_void,

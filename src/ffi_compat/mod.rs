@@ -450,7 +450,7 @@ pub unsafe extern "C" fn ffi_prep_cif_var(
 /// function of the cif's type; `avalue[i]` must point at argument `i` as
 /// its C type; `rvalue` must be NULL or hold the result (at least
 /// `sizeof(ffi_arg)` bytes for integral results, `sizeof` otherwise).
-pub unsafe extern "C" fn ffi_call(
+pub unsafe extern "C-unwind" fn ffi_call(
     cif: *mut FfiCif,
     f: *const c_void,
     rvalue: *mut c_void,
@@ -465,15 +465,31 @@ pub unsafe extern "C" fn ffi_call(
         RetMode::Direct if !rvalue.is_null() => {
             // SAFETY: rvalue holds sizeof(result) == ret_buffer_size bytes;
             // the rest is the caller's contract.
-            unsafe { (p.entry)(f, args, rvalue) }
+            unsafe { unwinding(p.entry)(f, args, rvalue) }
         }
         RetMode::Void => {
             // SAFETY: nothing is written for a void result.
-            unsafe { (p.entry)(f, args, rvalue) }
+            unsafe { unwinding(p.entry)(f, args, rvalue) }
         }
         // SAFETY: forwarded contract.
         mode => unsafe { call_via_scratch(p, mode, f, args, rvalue) },
     }
+}
+
+/// A trampoline entry, typed as what it is to an unwinder: code that a C++
+/// exception thrown by the callee may pass through (x86-64 trampolines
+/// have unwind tables, `crate::unwind`). Calling it as a plain `extern
+/// "C"` function would tell rustc it cannot unwind, and then an exception
+/// reaching a Rust frame that has any landing pad aborts the process
+/// (libffi's `unwindtest_ffi_call.cc`). `ffi_call` itself is
+/// `extern "C-unwind"` for the same reason.
+type UnwindingEntry = unsafe extern "C-unwind" fn(*const c_void, *const c_void, *mut c_void);
+
+#[inline(always)]
+fn unwinding(e: Entry) -> UnwindingEntry {
+    // SAFETY: the same function with the same calling convention; only
+    // whether it may unwind differs, and it may.
+    unsafe { std::mem::transmute::<Entry, UnwindingEntry>(e) }
 }
 
 /// `ffi_call` for results that need adjusting (widened or copied): the
@@ -501,7 +517,7 @@ unsafe fn call_via_scratch(
         big.as_mut_ptr()
     };
     // SAFETY: scratch holds ret_buffer_size bytes, 8-aligned.
-    unsafe { (p.entry)(f, args, scratch.cast()) };
+    unsafe { unwinding(p.entry)(f, args, scratch.cast()) };
     if rvalue.is_null() {
         return;
     }
