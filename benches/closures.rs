@@ -15,27 +15,15 @@ use jitffi::closure::{Closure, RawHandler};
 use jitffi::types::{Abi, Scalar, Signature, Type};
 use libffi::raw as ffi;
 
-type AddFn = extern "C" fn(i32, i32) -> i32;
+// The closure row (int(int, int): the direct call, jitffi's raw handler)
+// is shared with benches/compat.rs and examples/qemu_counts.rs.
+#[path = "rows.rs"]
+mod rows;
+use rows::{direct_add, raw_add, AddFn};
 
 fn sig_ii() -> Signature {
     let int = Type::Scalar(Scalar::I32);
     Signature::new(Abi::SysV64, int.clone(), vec![int.clone(), int])
-}
-
-#[inline(never)]
-extern "C" fn direct_add(a: i32, b: i32) -> i32 {
-    a.wrapping_add(b)
-}
-
-/// jitffi's raw handler: `handler(ctx, args, ret)`.
-extern "C" fn raw_add(_ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_void) {
-    // SAFETY: the closure's signature is int(int, int): two int pointers in,
-    // an int result buffer out.
-    unsafe {
-        let a = *(*args as *const i32);
-        let b = *(*args.add(1) as *const i32);
-        *(ret as *mut i32) = a.wrapping_add(b);
-    }
 }
 
 /// The handler the AOT thunk calls, loaded from memory on each call the way
