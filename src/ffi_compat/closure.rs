@@ -115,6 +115,31 @@ struct Pool {
 }
 
 impl Pool {
+    /// Puts a freed block on the pool (the caller checked there is room).
+    ///
+    /// # Safety
+    ///
+    /// `h` must be a header of ours, not live, its slot unpublished and not
+    /// released.
+    #[inline(always)]
+    unsafe fn push(&self, h: *mut Header) {
+        // SAFETY: per the contract, the header is ours to link.
+        unsafe { (*h).next = self.head.replace(h) };
+        self.len.set(self.len.get() + 1);
+    }
+
+    /// Takes a pooled block, or NULL when the pool is empty.
+    #[inline(always)]
+    fn pop(&self) -> *mut Header {
+        let h = self.head.get();
+        if !h.is_null() {
+            // SAFETY: a pooled block: a header of ours, not live.
+            self.head.set(unsafe { (*h).next });
+            self.len.set(self.len.get() - 1);
+        }
+        h
+    }
+
     /// Releases every pooled block.
     fn drain(&self) {
         let mut h = self.head.replace(std::ptr::null_mut());
@@ -241,16 +266,7 @@ pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) 
     // lookup; everything else is out of line.
     let user = size.max(CLOSURE_SIZE);
     let h = if user <= POOLED_USER {
-        POOL.try_with(|pool| {
-            let h = pool.head.get();
-            if !h.is_null() {
-                // SAFETY: a pooled block: a header of ours, not live.
-                pool.head.set(unsafe { (*h).next });
-                pool.len.set(pool.len.get() - 1);
-            }
-            h
-        })
-        .unwrap_or(std::ptr::null_mut())
+        POOL.try_with(Pool::pop).unwrap_or(std::ptr::null_mut())
     } else {
         std::ptr::null_mut()
     };
@@ -346,8 +362,7 @@ pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
                     if pool.len.get() >= POOL_MAX || !pool.drains.get() {
                         return false;
                     }
-                    (*h).next = pool.head.replace(h);
-                    pool.len.set(pool.len.get() + 1);
+                    pool.push(h);
                     true
                 })
                 .unwrap_or(false)
@@ -386,8 +401,7 @@ unsafe fn free_slow(h: *mut Header) {
                         }
                         pool.drains.set(true);
                     }
-                    (*h).next = pool.head.replace(h);
-                    pool.len.set(pool.len.get() + 1);
+                    pool.push(h);
                     true
                 })
                 .unwrap_or(false);
