@@ -10,11 +10,14 @@
  *           int(int, int) closure)
  *
  * Everything is prepared and every case checked once whatever N is, so
- * (count(N) - count(0)) / N is the cost of one operation plus its loop. */
+ * (count(N) - count(0)) / N is the cost of one operation plus its loop.
+ * The loop's wall-clock time per operation goes to stdout
+ * (benches/compat_time.sh). */
 #include <ffi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct { long a; double b; } ld;
 typedef struct { long a, b, c, d; } q4;
@@ -102,6 +105,8 @@ int main(int argc, char **argv) {
     int (*fp)(int, int) = (int (*)(int, int))code;
     if (fp(40, 2) != 42) die("closure result");
 
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (sel >= 0) {
         for (long i = 0; i < n; i++) {
             ffi_call(&cifs[sel], rows[sel].fn, &got, rows[sel].av);
@@ -124,6 +129,9 @@ int main(int argc, char **argv) {
     } else {
         die("unknown case");
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (n > 0)
+        printf("%.2f ns/op\n", ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / n);
     ffi_closure_free(cl);
     return 0;
 }

@@ -102,11 +102,12 @@ const POOL_MAX: usize = 64;
 /// A thread's free blocks (linked through `Header::next`), each still
 /// holding its slot; released when the thread exits.
 ///
-/// `Pool` has no destructor of its own, so reaching it is a plain
-/// thread-local access (a `thread_local!` with a destructor checks its
-/// registration state on every access, which was a tenth of a create +
-/// free). The first push on a thread touches [`DRAIN`], whose destructor
-/// empties the pool at thread exit.
+/// `Pool` has no destructor of its own, and all-zero bytes are its empty
+/// state, so it can live in zero-initialised thread-local storage reached
+/// without any registration check ([`with_pool`]). The first push on a
+/// thread touches [`DRAIN`], whose destructor empties the pool at thread
+/// exit.
+#[repr(C)]
 struct Pool {
     head: Cell<*mut Header>,
     len: Cell<usize>,
@@ -161,7 +162,7 @@ struct Drain;
 
 impl Drop for Drain {
     fn drop(&mut self) {
-        let _ = POOL.try_with(|pool| {
+        let _ = with_pool(|pool| {
             pool.drain();
             // Blocks freed later on this thread (by other destructors) are
             // released at once.
@@ -171,14 +172,146 @@ impl Drop for Drain {
 }
 
 thread_local! {
-    static POOL: Pool = const {
-        Pool {
-            head: Cell::new(std::ptr::null_mut()),
-            len: Cell::new(0),
-            drains: Cell::new(false),
-        }
-    };
     static DRAIN: Drain = const { Drain };
+}
+
+/// Runs `f` on the calling thread's pool; `None` when the thread can no
+/// longer reach it.
+///
+/// Where the platform allows (Linux on x86-64 and AArch64), the pool is a
+/// zero-initialised `.tbss` object reached through a TLS descriptor
+/// ([`tls`]); otherwise it is a `thread_local!`.
+#[inline(always)]
+fn with_pool<R>(f: impl FnOnce(&Pool) -> R) -> Option<R> {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    {
+        // SAFETY: the calling thread's own pool, which lives as long as the
+        // thread; `Pool` is not `Sync`, so the reference cannot leave it.
+        Some(f(unsafe { &*tls::pool() }))
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    {
+        thread_local! {
+            static POOL: Pool = const {
+                Pool {
+                    head: Cell::new(std::ptr::null_mut()),
+                    len: Cell::new(0),
+                    drains: Cell::new(false),
+                }
+            };
+        }
+        POOL.try_with(f).ok()
+    }
+}
+
+/// The pool's thread-local storage, reached through a TLS descriptor.
+///
+/// A `thread_local!` in a shared library uses the general-dynamic TLS
+/// model: every access calls `__tls_get_addr`, which as a call also makes
+/// the caller save its live registers. That was about a quarter of the
+/// instructions of a closure create + free. Stable Rust offers no other
+/// model, so the object is defined and reached in assembly, with the TLS
+/// descriptor sequence ("TLS descriptors for IA32 and AMD64/EM64T", Oliva &
+/// Bonzini; "ELF for the Arm 64-bit Architecture" §5.7.11, TLS descriptor
+/// relocations). The dynamic linker resolves the descriptor to a two-
+/// instruction function returning the static offset when the module's TLS
+/// block is in the static TLS area (always for a library loaded at
+/// start-up or preloaded, and for a `dlopen`ed one when glibc's surplus
+/// allows), and to its dynamic resolver otherwise, so unlike the
+/// initial-exec model it never makes `dlopen` fail. In an executable the
+/// linker relaxes the sequence to the local-exec form.
+///
+/// The descriptor call preserves every register except the result register
+/// (and the link register and flags). glibc before 2.40 could clobber
+/// caller-saved vector registers in its dynamic resolver (glibc bug 31372),
+/// so the asm declares those clobbered too; they are free here, as no
+/// vector value is live across it.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+mod tls {
+    use super::Pool;
+
+    // 24 zero bytes in `.tbss`: an empty `Pool` (null head, no blocks, no
+    // drain guard). Hidden, so it is neither exported nor preempted.
+    const _: () = assert!(std::mem::size_of::<Pool>() == 24 && std::mem::align_of::<Pool>() == 8);
+    std::arch::global_asm!(
+        ".pushsection .tbss.__jitffi_ffi_closure_pool,\"awT\",%nobits",
+        ".globl __jitffi_ffi_closure_pool",
+        ".hidden __jitffi_ffi_closure_pool",
+        ".type __jitffi_ffi_closure_pool, %object",
+        ".size __jitffi_ffi_closure_pool, 24",
+        ".balign 8",
+        "__jitffi_ffi_closure_pool:",
+        ".zero 24",
+        ".popsection",
+    );
+
+    /// The calling thread's pool.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub(super) fn pool() -> *const Pool {
+        let p: *const Pool;
+        // SAFETY: the canonical x86-64 TLS descriptor sequence (the linker
+        // rewrites it by its exact form, so neither the instructions nor
+        // the register may change): rax = the descriptor, the call returns
+        // the offset from the thread pointer in rax, preserving everything
+        // else but the flags. It pushes a return address, which asm
+        // without `nostack` may do.
+        unsafe {
+            std::arch::asm!(
+                "leaq __jitffi_ffi_closure_pool@TLSDESC(%rip), %rax",
+                "call *__jitffi_ffi_closure_pool@TLSCALL(%rax)",
+                "addq %fs:0, %rax",
+                out("rax") p,
+                out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+                out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+                out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+                options(att_syntax, pure, nomem),
+            );
+        }
+        p
+    }
+
+    /// The calling thread's pool.
+    #[cfg(target_arch = "aarch64")]
+    #[inline(always)]
+    pub(super) fn pool() -> *const Pool {
+        let p: *const Pool;
+        // SAFETY: the canonical AArch64 TLS descriptor sequence (the
+        // linker rewrites it by its exact form): x0 = the descriptor, the
+        // call through its first word returns the offset from the thread
+        // pointer in x0, preserving everything but x0, x30 (the call's
+        // link register) and the flags; x1 holds the function.
+        unsafe {
+            std::arch::asm!(
+                "adrp x0, :tlsdesc:__jitffi_ffi_closure_pool",
+                "ldr x1, [x0, :tlsdesc_lo12:__jitffi_ffi_closure_pool]",
+                "add x0, x0, :tlsdesc_lo12:__jitffi_ffi_closure_pool",
+                ".tlsdesccall __jitffi_ffi_closure_pool",
+                "blr x1",
+                "mrs x1, tpidr_el0",
+                "add x0, x1, x0",
+                out("x0") p, out("x1") _, out("x30") _,
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+                out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+                out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+                out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+                out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+                out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+                options(pure, nomem),
+            );
+        }
+        p
+    }
 }
 
 /// Gives a freed block's slot back to the stub pool and the block to
@@ -266,7 +399,7 @@ pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) 
     // lookup; everything else is out of line.
     let user = size.max(CLOSURE_SIZE);
     let h = if user <= POOLED_USER {
-        POOL.try_with(Pool::pop).unwrap_or(std::ptr::null_mut())
+        with_pool(Pool::pop).unwrap_or(std::ptr::null_mut())
     } else {
         std::ptr::null_mut()
     };
@@ -357,15 +490,14 @@ pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
         (*h).tag = 0;
         (*h).slot.unpublish();
         (*h).bytes == POOLED_BYTES
-            && POOL
-                .try_with(|pool| {
-                    if pool.len.get() >= POOL_MAX || !pool.drains.get() {
-                        return false;
-                    }
-                    pool.push(h);
-                    true
-                })
-                .unwrap_or(false)
+            && with_pool(|pool| {
+                if pool.len.get() >= POOL_MAX || !pool.drains.get() {
+                    return false;
+                }
+                pool.push(h);
+                true
+            })
+            .unwrap_or(false)
     };
     if !pooled {
         // SAFETY: h is ours, not live, its slot not yet released.
@@ -388,23 +520,22 @@ unsafe fn free_slow(h: *mut Header) {
     // SAFETY: per the contract.
     unsafe {
         if (*h).bytes == POOLED_BYTES {
-            let kept = POOL
-                .try_with(|pool| {
-                    if pool.len.get() >= POOL_MAX {
+            let kept = with_pool(|pool| {
+                if pool.len.get() >= POOL_MAX {
+                    return false;
+                }
+                if !pool.drains.get() {
+                    // Registers the guard's destructor (or fails when the
+                    // thread is already exiting: then no pooling).
+                    if DRAIN.try_with(|_| ()).is_err() {
                         return false;
                     }
-                    if !pool.drains.get() {
-                        // Registers the guard's destructor (or fails when the
-                        // thread is already exiting: then no pooling).
-                        if DRAIN.try_with(|_| ()).is_err() {
-                            return false;
-                        }
-                        pool.drains.set(true);
-                    }
-                    pool.push(h);
-                    true
-                })
-                .unwrap_or(false);
+                    pool.drains.set(true);
+                }
+                pool.push(h);
+                true
+            })
+            .unwrap_or(false);
             if kept {
                 return;
             }
