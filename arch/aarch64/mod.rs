@@ -263,8 +263,9 @@ impl Emitter<'_> {
 
         // Pair k was stored at fp - 16 (k + 1). Each reloaded register is
         // marked restored: once the frame is popped its slot lies below
-        // sp, where (no red zone on AArch64) a signal handler's frame may
-        // overwrite it.
+        // sp, where a signal handler's frame may overwrite it (AArch64
+        // Linux has no red zone; AAPCS64 "Universal stack constraints":
+        // only memory at or above sp is the process's stack).
         for (k, pair) in saved.chunks(2).enumerate() {
             let off = -16 * (k as i32 + 1);
             match *pair {
