@@ -38,7 +38,7 @@
 //! 6. Epilogue: reload x19–x21 relative to fp, `mov sp, x29`,
 //!    `ldp x29, x30, [sp], #16; ret`.
 //!
-//! Unwind rows ([`emit_forward_with_unwind`], `crate::unwind`): the frame
+//! Unwind rows (`emit_forward_with_unwind`, `crate::unwind`): the frame
 //! record's push (CFA = sp + 16, x29 and x30 saved), `mov x29, sp` (CFA =
 //! x29 + 16 from then on, so the frame allocation and its page probes need
 //! no rows), each save of x19–x21, each reload, and the frame record's pop
