@@ -56,9 +56,10 @@ struct Compiled {
     offsets: Vec<u32>,
     frame_size: usize,
     entry: Entry,
-    /// The code's unwind tables, registered with the unwinder (x86-64
-    /// Linux); dropped, and so deregistered, before the code is freed.
-    _unwind: Option<crate::unwind::Registration>,
+    /// The code's unwind tables, registered with the unwinder (x86-64 and
+    /// AArch64 Linux); dropped, and so deregistered, before the code is
+    /// freed.
+    _unwind: crate::unwind::Registration,
     /// Owns the executable memory `entry` points into; declared last so it
     /// is dropped after everything else.
     code: Code,
@@ -178,10 +179,11 @@ pub fn emit(
 }
 
 /// A plan, its code, and the code's frame changes (`crate::unwind`).
-type Emitted = (CallPlan, Vec<u8>, Option<Vec<crate::unwind::UnwindRow>>);
+type Emitted = (CallPlan, Vec<u8>, Vec<crate::unwind::UnwindRow>);
 
-/// [`emit`], with the frame changes for the unwind tables (`None` where
-/// the emitter reports none: AArch64).
+/// [`emit`], with the frame changes for the unwind tables (both emitters
+/// report them, for code of either instruction set on any host; only
+/// host code is ever registered).
 fn emit_with_unwind(
     sig: &Signature,
     mode: ArgMode,
@@ -204,15 +206,8 @@ fn emit_with_unwind(
         Some(p) => Target::Bound(p as usize as u64),
     };
     let (bytes, rows) = match sig.abi.isa() {
-        Isa::X86_64 => {
-            let (b, r) = crate::arch::x86_64::emit_forward_with_unwind(sig, &plan, source, bind)?;
-            (b, Some(r))
-        }
-        // AArch64 trampolines have no unwind tables yet.
-        Isa::Aarch64 => (
-            crate::arch::aarch64::emit_forward(sig, &plan, source, bind)?,
-            None,
-        ),
+        Isa::X86_64 => crate::arch::x86_64::emit_forward_with_unwind(sig, &plan, source, bind)?,
+        Isa::Aarch64 => crate::arch::aarch64::emit_forward_with_unwind(sig, &plan, source, bind)?,
     };
     Ok((plan, bytes, rows))
 }
@@ -254,20 +249,19 @@ impl Trampoline {
         let (plan, bytes, rows) = emit_with_unwind(sig, mode, target)?;
         let (offsets, frame_size) = sig.frame_layout();
         let code = CodeArena::global().install(&bytes)?;
-        let unwind = match rows {
-            // SAFETY: the rows are the emitter's account of exactly these
-            // bytes, installed at `code`; the registration is stored next
-            // to `code` and dropped before it.
-            Some(rows) => Some(unsafe {
-                crate::unwind::Registration::register_named(
-                    code.as_ptr(),
-                    code.len(),
-                    &rows,
-                    || crate::perfmap::symbol_name(crate::perfmap::Kind::Call, sig),
-                )
-            }?),
-            None => None,
-        };
+        // SAFETY: the rows are the emitter's account of exactly these
+        // bytes, installed at `code`; the registration is stored next to
+        // `code` and dropped before it. The code is the host's instruction
+        // set (`executable_here`, checked above).
+        let unwind = unsafe {
+            crate::unwind::Registration::register_named(
+                sig.abi.isa(),
+                code.as_ptr(),
+                code.len(),
+                &rows,
+                || crate::perfmap::symbol_name(crate::perfmap::Kind::Call, sig),
+            )
+        }?;
         crate::perfmap::record(crate::perfmap::Kind::Call, sig, code.as_ptr(), code.len());
         // SAFETY: `code` holds the instructions just emitted for exactly this
         // entry type (three pointer parameters in the host C convention, no

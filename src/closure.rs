@@ -418,10 +418,10 @@ fn body_for(sig: &Signature) -> Result<*const u8, Error> {
 }
 
 /// A closure body installed in executable memory, with its unwind tables
-/// registered (x86-64 Linux) for as long as it lives.
+/// registered (x86-64 and AArch64 Linux) for as long as it lives.
 pub struct InstalledBody {
     /// Dropped (deregistered) before `code`.
-    _unwind: Option<crate::unwind::Registration>,
+    _unwind: crate::unwind::Registration,
     code: Code,
 }
 
@@ -449,16 +449,18 @@ pub fn install_body(sig: &Signature) -> Result<InstalledBody, Error> {
         code.as_ptr(),
         code.len(),
     );
-    let unwind = match rows {
-        // SAFETY: the rows describe exactly these bytes, installed at
-        // `code`; the registration is dropped before `code`.
-        Some(rows) => Some(unsafe {
-            crate::unwind::Registration::register_named(code.as_ptr(), code.len(), &rows, || {
-                crate::perfmap::symbol_name(crate::perfmap::Kind::Closure, sig)
-            })
-        }?),
-        None => None,
-    };
+    // SAFETY: the rows describe exactly these bytes, installed at `code`;
+    // the registration is dropped before `code`. Code of another
+    // instruction set than the host's is refused here, not registered.
+    let unwind = unsafe {
+        crate::unwind::Registration::register_named(
+            sig.abi.isa(),
+            code.as_ptr(),
+            code.len(),
+            &rows,
+            || crate::perfmap::symbol_name(crate::perfmap::Kind::Closure, sig),
+        )
+    }?;
     Ok(InstalledBody {
         _unwind: unwind,
         code,
@@ -527,25 +529,19 @@ pub fn emit_body(sig: &Signature) -> Result<Vec<u8>, Error> {
     emit_body_with_unwind(sig).map(|(bytes, _)| bytes)
 }
 
-/// [`emit_body`], with the frame changes for the unwind tables (`None`
-/// where the emitter reports none: AArch64).
+/// [`emit_body`], with the frame changes for the unwind tables (both
+/// emitters report them, for code of either instruction set on any host;
+/// only host code is ever registered).
 fn emit_body_with_unwind(
     sig: &Signature,
-) -> Result<(Vec<u8>, Option<Vec<crate::unwind::UnwindRow>>), Error> {
+) -> Result<(Vec<u8>, Vec<crate::unwind::UnwindRow>), Error> {
     if sig.args.iter().any(|t| matches!(t, Type::Void)) {
         return Err(Error::Argument("an argument has type void".into()));
     }
     let plan = crate::abi::plan(sig)?;
     plan.validate(sig)?;
-    match sig.abi.isa() {
-        Isa::X86_64 => {
-            let (b, r) = crate::arch::x86_64::closure::emit_closure_body_with_unwind(sig, &plan)?;
-            Ok((b, Some(r)))
-        }
-        // AArch64 closure bodies have no unwind tables yet.
-        Isa::Aarch64 => Ok((
-            crate::arch::aarch64::closure::emit_closure_body(sig, &plan)?,
-            None,
-        )),
-    }
+    Ok(match sig.abi.isa() {
+        Isa::X86_64 => crate::arch::x86_64::closure::emit_closure_body_with_unwind(sig, &plan)?,
+        Isa::Aarch64 => crate::arch::aarch64::closure::emit_closure_body_with_unwind(sig, &plan)?,
+    })
 }

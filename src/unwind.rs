@@ -8,20 +8,28 @@
 //!
 //! The pieces:
 //!
-//! - The emitters (`arch/x86_64`) report, beside the bytes, every change
-//!   they make to the frame as an [`UnwindRow`]: at a code offset, a new
-//!   [`CfaRule`] ("the CFA is now rsp + 16", "rbp is saved at CFA − 16").
+//! - The emitters (`arch/x86_64`, `arch/aarch64`) report, beside the bytes,
+//!   every change they make to the frame as an [`UnwindRow`]: at a code
+//!   offset, a new [`CfaRule`] ("the CFA is now rsp + 16", "x29 is saved
+//!   at CFA − 16").
 //! - [`eh_frame`] turns the rows of one code blob, installed at its final
-//!   address, into a `.eh_frame` section: one CIE, one FDE, and the
-//!   zero-length terminator (DWARF 4 §6.4 "Call Frame Information"; the
-//!   `.eh_frame` variant: Linux Standard Base Core, "Exception Frames").
-//!   Addresses are encoded absolute (`DW_EH_PE_absptr`, 8 bytes), so the
-//!   section may live anywhere (the heap is usually more than 2 GiB from
-//!   the code, beyond a 32-bit pc-relative field).
-//! - [`Registration`] hands it to the unwinder and takes it back on drop.
-//!   The owner keeps the registration alive exactly as long as the code,
-//!   and drops it first (an FDE left registered for freed code would
-//!   describe whatever is installed there next).
+//!   address, into a `.eh_frame` section for its instruction set: one CIE,
+//!   one FDE, and the zero-length terminator (DWARF 4 §6.4 "Call Frame
+//!   Information"; the `.eh_frame` variant: Linux Standard Base Core,
+//!   "Exception Frames"). Addresses are encoded absolute
+//!   (`DW_EH_PE_absptr`, 8 bytes), so the section may live anywhere (the
+//!   heap is usually more than 2 GiB from the code, beyond a 32-bit
+//!   pc-relative field). What differs between x86-64 and AArch64 (register
+//!   numbers, the return address column, the alignment factors, the state
+//!   at a function's entry, the ELF machine) is one [`Isa`]-keyed table of
+//!   conventions; the encoder is shared. Sections for either instruction
+//!   set can be built on any host.
+//! - [`Registration`] hands a section for the *host's* instruction set to
+//!   the unwinder and takes it back on drop. The owner keeps the
+//!   registration alive exactly as long as the code, and drops it first
+//!   (an FDE left registered for freed code would describe whatever is
+//!   installed there next). Code of another instruction set (emitted for
+//!   disassembly) is never registered.
 //!
 //! Which unwinder: on Linux with glibc, the process uses libgcc's
 //! (`libgcc_s.so.1`, shared by Rust, C++ and glibc's `backtrace`).
@@ -33,7 +41,8 @@
 //! pointer to a single FDE (`__unw_add_dynamic_fde`). The unwinder present
 //! is detected at run time by looking for libunwind's
 //! `__unw_add_dynamic_fde`, as other JITs (wasmtime, LLVM's
-//! `RTDyldMemoryManager::registerEHFramesInProcess`) do.
+//! `RTDyldMemoryManager::registerEHFramesInProcess`) do. Both are the same
+//! on x86-64 and AArch64 Linux.
 //!
 //! Debuggers do not read the unwinder's registry: gdb finds frame tables
 //! and symbols for JIT code through its own interface (gdb manual, "JIT
@@ -44,49 +53,78 @@
 //! (a debugger already attached at the first registration); otherwise it
 //! costs nothing.
 //!
-//! Only x86-64 emitters report rows; AArch64 code gets no tables yet.
+//! Registration happens on x86-64 and AArch64 Linux (the unwinders above);
+//! elsewhere the section is built and kept but not handed to an unwinder.
 
 use std::fmt;
 
-/// DWARF register numbers of x86-64 (System V psABI §3.6.2, figure 3.36
-/// "DWARF Register Number Mapping").
-pub mod reg {
-    /// rax
-    pub const RAX: u16 = 0;
-    /// rdx
-    pub const RDX: u16 = 1;
-    /// rcx
-    pub const RCX: u16 = 2;
-    /// rbx
-    pub const RBX: u16 = 3;
-    /// rsi
-    pub const RSI: u16 = 4;
-    /// rdi
-    pub const RDI: u16 = 5;
-    /// rbp
-    pub const RBP: u16 = 6;
-    /// rsp
-    pub const RSP: u16 = 7;
-    /// r8 (r8–r15 are 8–15)
-    pub const R8: u16 = 8;
-    /// The return address (rip).
-    pub const RA: u16 = 16;
-    /// xmm0 (xmm0–xmm15 are 17–32)
-    pub const XMM0: u16 = 17;
+use crate::types::Isa;
 
-    /// The DWARF number of general register `n` in the hardware encoding
-    /// (rax = 0, rcx = 1, … r15 = 15), as the emitters name them.
-    pub fn gpr(n: u8) -> u16 {
-        match n {
-            0 => RAX,
-            1 => RCX,
-            2 => RDX,
-            3 => RBX,
-            4 => RSP,
-            5 => RBP,
-            6 => RSI,
-            7 => RDI,
-            n => u16::from(n),
+/// DWARF register numbers, per instruction set.
+pub mod reg {
+    /// x86-64 (System V psABI §3.6.2, figure 3.36 "DWARF Register Number
+    /// Mapping").
+    pub mod x86_64 {
+        /// rax
+        pub const RAX: u16 = 0;
+        /// rdx
+        pub const RDX: u16 = 1;
+        /// rcx
+        pub const RCX: u16 = 2;
+        /// rbx
+        pub const RBX: u16 = 3;
+        /// rsi
+        pub const RSI: u16 = 4;
+        /// rdi
+        pub const RDI: u16 = 5;
+        /// rbp
+        pub const RBP: u16 = 6;
+        /// rsp
+        pub const RSP: u16 = 7;
+        /// r8 (r8–r15 are 8–15)
+        pub const R8: u16 = 8;
+        /// The return address (rip).
+        pub const RA: u16 = 16;
+        /// xmm0 (xmm0–xmm15 are 17–32)
+        pub const XMM0: u16 = 17;
+
+        /// The DWARF number of general register `n` in the hardware
+        /// encoding (rax = 0, rcx = 1, … r15 = 15), as the emitters name
+        /// them.
+        pub fn gpr(n: u8) -> u16 {
+            match n {
+                0 => RAX,
+                1 => RCX,
+                2 => RDX,
+                3 => RBX,
+                4 => RSP,
+                5 => RBP,
+                6 => RSI,
+                7 => RDI,
+                n => u16::from(n),
+            }
+        }
+    }
+
+    /// AArch64 ("DWARF for the Arm 64-bit Architecture (AArch64)",
+    /// aadwarf64 §4.1 "DWARF register names").
+    pub mod aarch64 {
+        /// x0 (x0–x30 are 0–30: [`x`]).
+        pub const X0: u16 = 0;
+        /// x29, the frame pointer (FP).
+        pub const FP: u16 = 29;
+        /// x30, the link register (LR): the return address column.
+        pub const LR: u16 = 30;
+        /// The stack pointer (SP).
+        pub const SP: u16 = 31;
+        /// v0 (v0–v31 are 64–95).
+        pub const V0: u16 = 64;
+
+        /// The DWARF number of general register `xn` (n ≤ 30), as the
+        /// emitters name them: the same number.
+        pub fn x(n: u8) -> u16 {
+            debug_assert!(n <= 30, "x{n} is not a general register");
+            u16::from(n)
         }
     }
 }
@@ -95,7 +133,8 @@ pub mod reg {
 /// instruction (and holding until the next change).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CfaRule {
-    /// The CFA (the caller's rsp before its call instruction) is
+    /// The CFA (the caller's stack pointer at its call instruction: rsp
+    /// before the call on x86-64, sp at the `bl`/`blr` on AArch64) is
     /// `reg + offset`.
     Cfa {
         /// DWARF register number (see [`reg`]).
@@ -112,7 +151,7 @@ pub enum CfaRule {
         /// Offset from the CFA (negative: below it); a multiple of 8.
         offset: i32,
     },
-    /// `reg` holds the caller's value again.
+    /// `reg` holds the caller's value again (its rule at entry).
     Restored(u16),
 }
 
@@ -140,6 +179,74 @@ impl fmt::Display for UnwindRow {
     }
 }
 
+/// What the CIE says about one instruction set: everything in the section
+/// that is not the rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Conventions {
+    /// Code alignment factor: every row's offset is a multiple of it, and
+    /// advances are encoded divided by it.
+    code_align: u32,
+    /// Data alignment factor: save offsets are encoded divided by it.
+    data_align: i32,
+    /// The return address column.
+    ra: u16,
+    /// The stack pointer's DWARF number.
+    sp: u16,
+    /// At a function's entry the CFA is `sp + entry_cfa`.
+    entry_cfa: u32,
+    /// Whether at entry the return address is saved at CFA − 8 (pushed by
+    /// the call), rather than held in its own column's register.
+    ra_on_stack: bool,
+    /// The ELF `e_machine` of the gdb object (gABI "ELF Header";
+    /// EM_X86_64 = 62, EM_AARCH64 = 183).
+    e_machine: u16,
+}
+
+impl Conventions {
+    fn of(isa: Isa) -> Conventions {
+        match isa {
+            // psABI §3.6.2 (register numbers, RA column 16) and §3.2.2
+            // (`call` pushes the return address: at entry CFA = rsp + 8,
+            // the return address at CFA − 8). Instructions are byte
+            // aligned; saves are 8-byte slots.
+            Isa::X86_64 => Conventions {
+                code_align: 1,
+                data_align: -8,
+                ra: reg::x86_64::RA,
+                sp: reg::x86_64::RSP,
+                entry_cfa: 8,
+                ra_on_stack: true,
+                e_machine: 62,
+            },
+            // aadwarf64 §4.1: RA column 30 (x30, LR), sp = 31. Every
+            // instruction is 4 bytes (code alignment 4, as gcc's CIE); saves
+            // are 8-byte slots (data alignment −8). `bl`/`blr` leave the
+            // return address in x30 and do not move sp, so at entry the CFA
+            // is sp + 0 and x30 needs no rule (gcc's CIE for AArch64 holds
+            // only `DW_CFA_def_cfa: r31 (sp) ofs 0`).
+            Isa::Aarch64 => Conventions {
+                code_align: 4,
+                data_align: -8,
+                ra: reg::aarch64::LR,
+                sp: reg::aarch64::SP,
+                entry_cfa: 0,
+                ra_on_stack: false,
+                e_machine: 183,
+            },
+        }
+    }
+}
+
+/// The instruction set of the code this process runs: the one whose
+/// sections are registered. `None` on hosts jitffi emits no code for.
+pub const HOST_ISA: Option<Isa> = if cfg!(target_arch = "x86_64") {
+    Some(Isa::X86_64)
+} else if cfg!(target_arch = "aarch64") {
+    Some(Isa::Aarch64)
+} else {
+    None
+};
+
 // DWARF 4 §7.23, table 7.29 "Call frame instruction encodings".
 const DW_CFA_ADVANCE_LOC: u8 = 0x40;
 const DW_CFA_OFFSET: u8 = 0x80;
@@ -155,8 +262,6 @@ const DW_CFA_NOP: u8 = 0x00;
 /// LSB "Exception Frames", DWARF exception header encoding: absolute,
 /// pointer-sized.
 const DW_EH_PE_ABSPTR: u8 = 0x00;
-/// The data alignment factor: every save offset on x86-64 is a multiple of 8.
-const DATA_ALIGN: i32 = -8;
 
 fn uleb(out: &mut Vec<u8>, mut v: u64) {
     loop {
@@ -194,8 +299,9 @@ fn close_entry(out: &mut Vec<u8>, start: usize) {
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
 
-/// Errors in a row list: rows out of order, past the code, or a save offset
-/// that is not a multiple of 8.
+/// Errors in a row list: rows out of order, past the code, at an offset
+/// that is not a multiple of the instruction size, or a save offset that
+/// is not a multiple of 8.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnwindError(pub String);
 
@@ -214,33 +320,44 @@ impl From<UnwindError> for crate::Error {
 }
 
 /// Offset of the FDE in a section made by [`eh_frame`] (the CIE before it
-/// is always this long).
+/// is always this long, for either instruction set).
 pub const FDE_OFFSET: usize = 24;
 
-/// The `.eh_frame` section for `len` bytes of x86-64 code at address
+/// The `.eh_frame` section for `len` bytes of `isa` code at address
 /// `start`, whose frame changes are `rows` (ascending `at`): a CIE with the
-/// state at a function's entry (CFA = rsp + 8, return address at CFA − 8,
-/// psABI §3.6.2 / §3.2.2), one FDE with the rows, and a zero terminator.
-/// The FDE starts at [`FDE_OFFSET`].
-pub fn eh_frame(start: u64, len: u64, rows: &[UnwindRow]) -> Result<Vec<u8>, UnwindError> {
+/// state at a function's entry (x86-64: CFA = rsp + 8, return address at
+/// CFA − 8, psABI §3.6.2 / §3.2.2; AArch64: CFA = sp + 0, return address
+/// in x30, aadwarf64 §4.1), one FDE with the rows, and a zero terminator.
+/// The FDE starts at [`FDE_OFFSET`]. Works for either instruction set on
+/// any host.
+pub fn eh_frame(
+    isa: Isa,
+    start: u64,
+    len: u64,
+    rows: &[UnwindRow],
+) -> Result<Vec<u8>, UnwindError> {
+    let cv = Conventions::of(isa);
     let mut out = Vec::with_capacity(64 + 4 * rows.len());
     // CIE (DWARF 4 §6.4.1; LSB "The Common Information Entry Format").
     out.extend_from_slice(&[0; 4]); // length, patched
     out.extend_from_slice(&0u32.to_le_bytes()); // CIE id: 0 in .eh_frame
     out.push(1); // version
     out.extend_from_slice(b"zR\0"); // augmentation: data length, FDE encoding
-    uleb(&mut out, 1); // code alignment factor
-    sleb(&mut out, DATA_ALIGN as i64); // data alignment factor
-    uleb(&mut out, reg::RA as u64); // return address column
+    uleb(&mut out, cv.code_align.into()); // code alignment factor
+    sleb(&mut out, cv.data_align.into()); // data alignment factor
+    uleb(&mut out, cv.ra.into()); // return address column
     uleb(&mut out, 1); // augmentation data length
-    out.push(DW_EH_PE_ABSPTR); // R: FDE address encoding
-                               // Initial instructions: at entry the CFA is rsp + 8 and the return
-                               // address is at CFA − 8 (the call pushed it).
+                       // R: FDE address encoding.
+    out.push(DW_EH_PE_ABSPTR);
+    // Initial instructions: the state at entry (see `Conventions::of`).
     out.push(DW_CFA_DEF_CFA);
-    uleb(&mut out, reg::RSP as u64);
-    uleb(&mut out, 8);
-    out.push(DW_CFA_OFFSET | reg::RA as u8);
-    uleb(&mut out, 1);
+    uleb(&mut out, cv.sp.into());
+    uleb(&mut out, cv.entry_cfa.into());
+    if cv.ra_on_stack {
+        // At CFA − 8: factored by the data alignment, 1.
+        out.push(DW_CFA_OFFSET | cv.ra as u8);
+        uleb(&mut out, (-8 / cv.data_align) as u64);
+    }
     close_entry(&mut out, 0);
     debug_assert_eq!(out.len(), FDE_OFFSET);
 
@@ -260,7 +377,14 @@ pub fn eh_frame(start: u64, len: u64, rows: &[UnwindRow]) -> Result<Vec<u8>, Unw
                 row.at
             )));
         }
-        let d = row.at - loc;
+        if row.at % cv.code_align != 0 {
+            return Err(UnwindError(format!(
+                "row at +{}, not a multiple of the {}-byte instruction",
+                row.at, cv.code_align
+            )));
+        }
+        // DWARF 4 §6.4.2.1: the advance is factored by the code alignment.
+        let d = (row.at - loc) / cv.code_align;
         match d {
             0 => {}
             1..=0x3f => out.push(DW_CFA_ADVANCE_LOC | d as u8),
@@ -286,12 +410,13 @@ pub fn eh_frame(start: u64, len: u64, rows: &[UnwindRow]) -> Result<Vec<u8>, Unw
                 uleb(&mut out, offset.into());
             }
             CfaRule::Saved { reg, offset } => {
-                if offset % DATA_ALIGN != 0 {
+                if offset % cv.data_align != 0 {
                     return Err(UnwindError(format!(
-                        "register {reg} saved at CFA{offset:+}, not a multiple of 8"
+                        "register {reg} saved at CFA{offset:+}, not a multiple of {}",
+                        cv.data_align.unsigned_abs()
                     )));
                 }
-                let factored = offset / DATA_ALIGN;
+                let factored = offset / cv.data_align;
                 if reg < 0x40 && factored >= 0 {
                     out.push(DW_CFA_OFFSET | reg as u8);
                     uleb(&mut out, factored as u64);
@@ -319,13 +444,19 @@ pub fn eh_frame(start: u64, len: u64, rows: &[UnwindRow]) -> Result<Vec<u8>, Unw
 pub struct Registration {
     /// The section; 8-byte aligned storage (libgcc reads the words in place).
     #[cfg_attr(
-        not(all(target_arch = "x86_64", target_os = "linux")),
+        not(all(
+            any(target_arch = "x86_64", target_arch = "aarch64"),
+            target_os = "linux"
+        )),
         allow(dead_code)
     )]
     section: Box<[u64]>,
     /// What was handed to `__register_frame` (null: nothing registered).
     #[cfg_attr(
-        not(all(target_arch = "x86_64", target_os = "linux")),
+        not(all(
+            any(target_arch = "x86_64", target_arch = "aarch64"),
+            target_os = "linux"
+        )),
         allow(dead_code)
     )]
     registered: *const u8,
@@ -350,7 +481,10 @@ impl fmt::Debug for Registration {
     }
 }
 
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[cfg(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_os = "linux"
+))]
 mod sys {
     use std::sync::OnceLock;
 
@@ -375,8 +509,10 @@ mod sys {
 }
 
 impl Registration {
-    /// Builds the section for `len` bytes of code at `start` with `rows`
-    /// ([`eh_frame`]) and registers it.
+    /// Builds the section for `len` bytes of `isa` code at `start` with
+    /// `rows` ([`eh_frame`]) and registers it. `isa` must be the host's
+    /// ([`HOST_ISA`]): code of another instruction set never runs here, and
+    /// its rows would mislead the unwinder; asking is an error.
     ///
     /// # Safety
     ///
@@ -385,12 +521,13 @@ impl Registration {
     /// unwinder will trust them to find return addresses and saved
     /// registers in frames of that code.
     pub unsafe fn register(
+        isa: Isa,
         start: *const u8,
         len: usize,
         rows: &[UnwindRow],
     ) -> Result<Registration, UnwindError> {
         // SAFETY: the caller's promise, passed on.
-        unsafe { Self::register_named(start, len, rows, || "jitffi:code".into()) }
+        unsafe { Self::register_named(isa, start, len, rows, || "jitffi:code".into()) }
     }
 
     /// [`register`](Self::register), also naming the code `name()` for a
@@ -400,12 +537,18 @@ impl Registration {
     ///
     /// As for [`register`](Self::register).
     pub unsafe fn register_named(
+        isa: Isa,
         start: *const u8,
         len: usize,
         rows: &[UnwindRow],
         name: impl FnOnce() -> String,
     ) -> Result<Registration, UnwindError> {
-        let bytes = eh_frame(start as u64, len as u64, rows)?;
+        if HOST_ISA != Some(isa) {
+            return Err(UnwindError(format!(
+                "{isa:?} code cannot be registered with this host's unwinder"
+            )));
+        }
+        let bytes = eh_frame(isa, start as u64, len as u64, rows)?;
         let mut section = vec![0u64; bytes.len().div_ceil(8)].into_boxed_slice();
         for (w, c) in section.iter_mut().zip(bytes.chunks(8)) {
             let mut b = [0u8; 8];
@@ -416,7 +559,13 @@ impl Registration {
             // SAFETY: the caller vouches that start..start+len is installed
             // code, readable.
             let code = unsafe { std::slice::from_raw_parts(start, len) };
-            Some(gdb::Entry::register(code, start as u64, &bytes, &name()))
+            Some(gdb::Entry::register(
+                isa,
+                code,
+                start as u64,
+                &bytes,
+                &name(),
+            ))
         } else {
             None
         };
@@ -426,7 +575,10 @@ impl Registration {
             registered: std::ptr::null(),
             gdb,
         };
-        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        #[cfg(all(
+            any(target_arch = "x86_64", target_arch = "aarch64"),
+            target_os = "linux"
+        ))]
         {
             let base = reg.section.as_ptr() as *const u8;
             let begin = if sys::llvm_libunwind() {
@@ -459,7 +611,10 @@ impl Drop for Registration {
         if let Some(e) = self.gdb.take() {
             e.unregister();
         }
-        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        #[cfg(all(
+            any(target_arch = "x86_64", target_arch = "aarch64"),
+            target_os = "linux"
+        ))]
         if !self.registered.is_null() {
             // SAFETY: exactly the pointer registered in `register`, not yet
             // deregistered; libgcc aborts on an unknown pointer, which this
@@ -479,6 +634,8 @@ pub mod gdb {
     //! function symbol, so `bt` walks through the code and names it.
 
     use std::sync::{Mutex, OnceLock};
+
+    use super::{Conventions, Isa};
 
     /// `struct jit_code_entry`.
     #[repr(C)]
@@ -564,7 +721,7 @@ pub mod gdb {
     /// (which must use absolute addresses, as [`super::eh_frame`]'s do):
     /// header, .text, .eh_frame, .symtab, .strtab, .shstrtab, section
     /// headers.
-    pub fn elf_image(code: &[u8], addr: u64, eh_frame: &[u8], name: &str) -> Vec<u8> {
+    pub fn elf_image(isa: Isa, code: &[u8], addr: u64, eh_frame: &[u8], name: &str) -> Vec<u8> {
         let mut v = vec![0u8; 64];
         let text_off = v.len();
         v.extend_from_slice(code);
@@ -622,12 +779,12 @@ pub mod gdb {
             put64(&mut v, es);
         }
         // ELF header (gABI "ELF Header"): 64-bit, little endian, ET_REL,
-        // EM_X86_64 (62).
+        // the instruction set's machine (EM_X86_64 = 62, EM_AARCH64 = 183).
         let mut h = Vec::with_capacity(64);
         h.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
         h.extend_from_slice(&[0; 8]);
         put16(&mut h, 1); // e_type: ET_REL
-        put16(&mut h, 62); // e_machine: EM_X86_64
+        put16(&mut h, Conventions::of(isa).e_machine); // e_machine
         put32(&mut h, 1); // e_version
         put64(&mut h, 0); // e_entry
         put64(&mut h, 0); // e_phoff
@@ -645,8 +802,8 @@ pub mod gdb {
 
     impl Entry {
         /// Builds the object for `code` (at `addr`) and registers it.
-        pub fn register(code: &[u8], addr: u64, eh_frame: &[u8], name: &str) -> Entry {
-            let image = elf_image(code, addr, eh_frame, name).into_boxed_slice();
+        pub fn register(isa: Isa, code: &[u8], addr: u64, eh_frame: &[u8], name: &str) -> Entry {
+            let image = elf_image(isa, code, addr, eh_frame, name).into_boxed_slice();
             let mut entry = Box::new(JitCodeEntry {
                 next_entry: std::ptr::null_mut(),
                 prev_entry: std::ptr::null_mut(),
@@ -744,19 +901,19 @@ mod tests {
             UnwindRow {
                 at: 1,
                 rule: CfaRule::Saved {
-                    reg: reg::RBP,
+                    reg: reg::x86_64::RBP,
                     offset: -16,
                 },
             },
             UnwindRow {
                 at: 4,
                 rule: CfaRule::Cfa {
-                    reg: reg::RBP,
+                    reg: reg::x86_64::RBP,
                     offset: 16,
                 },
             },
         ];
-        let s = eh_frame(0x1000, 0x40, &rows).unwrap();
+        let s = eh_frame(Isa::X86_64, 0x1000, 0x40, &rows).unwrap();
         // CIE: length 20, id 0, version 1, "zR", 1, -8, 16, 1, absptr,
         // def_cfa r7 8, offset r16 1, nops.
         assert_eq!(
@@ -781,8 +938,8 @@ mod tests {
     fn gdb_object_is_well_formed_elf() {
         use object::{Object, ObjectSection, ObjectSymbol};
         let code = [0x55u8, 0x48, 0x89, 0xe5, 0x5d, 0xc3];
-        let eh = eh_frame(0x7000_1000, 6, &[]).unwrap();
-        let img = gdb::elf_image(&code, 0x7000_1000, &eh, "jitffi:call:int(int)");
+        let eh = eh_frame(Isa::X86_64, 0x7000_1000, 6, &[]).unwrap();
+        let img = gdb::elf_image(Isa::X86_64, &code, 0x7000_1000, &eh, "jitffi:call:int(int)");
         let f = object::File::parse(&*img).expect("parses as ELF");
         assert_eq!(f.architecture(), object::Architecture::X86_64);
         let text = f.section_by_name(".text").unwrap();
@@ -800,10 +957,10 @@ mod tests {
 
     #[test]
     fn gdb_list_links_and_unlinks() {
-        let eh = eh_frame(0x1000, 1, &[]).unwrap();
-        let a = gdb::Entry::register(&[0xc3], 0x1000, &eh, "a");
-        let b = gdb::Entry::register(&[0xc3], 0x2000, &eh, "b");
-        let c = gdb::Entry::register(&[0xc3], 0x3000, &eh, "c");
+        let eh = eh_frame(Isa::X86_64, 0x1000, 1, &[]).unwrap();
+        let a = gdb::Entry::register(Isa::X86_64, &[0xc3], 0x1000, &eh, "a");
+        let b = gdb::Entry::register(Isa::X86_64, &[0xc3], 0x2000, &eh, "b");
+        let c = gdb::Entry::register(Isa::X86_64, &[0xc3], 0x3000, &eh, "c");
         b.unregister();
         a.unregister();
         c.unregister();
@@ -816,15 +973,163 @@ mod tests {
             at,
             rule: CfaRule::CfaOffset(16),
         };
-        assert!(eh_frame(0, 8, &[r(4), r(2)]).is_err());
-        assert!(eh_frame(0, 8, &[r(9)]).is_err());
+        assert!(eh_frame(Isa::X86_64, 0, 8, &[r(4), r(2)]).is_err());
+        assert!(eh_frame(Isa::X86_64, 0, 8, &[r(9)]).is_err());
         let odd = UnwindRow {
             at: 0,
             rule: CfaRule::Saved {
-                reg: reg::RBX,
+                reg: reg::x86_64::RBX,
                 offset: -12,
             },
         };
-        assert!(eh_frame(0, 8, &[odd]).is_err());
+        assert!(eh_frame(Isa::X86_64, 0, 8, &[odd]).is_err());
+        assert!(eh_frame(Isa::Aarch64, 0, 8, &[odd]).is_err());
+        // AArch64 instructions are 4 bytes: a row between two is an error.
+        assert!(eh_frame(Isa::Aarch64, 0, 8, &[r(4)]).is_ok());
+        assert!(eh_frame(Isa::Aarch64, 0, 8, &[r(2)]).is_err());
+    }
+
+    /// Rows for the AArch64 function of `aarch64_frame_matches_gas`.
+    fn aarch64_rows() -> Vec<UnwindRow> {
+        use reg::aarch64::{x, FP, LR, SP};
+        let row = |at, rule| UnwindRow { at, rule };
+        let saved = |r, offset| CfaRule::Saved { reg: r, offset };
+        vec![
+            row(4, CfaRule::CfaOffset(16)),
+            row(4, saved(FP, -16)),
+            row(4, saved(LR, -8)),
+            row(
+                8,
+                CfaRule::Cfa {
+                    reg: FP,
+                    offset: 16,
+                },
+            ),
+            row(12, saved(x(19), -32)),
+            row(12, saved(x(20), -24)),
+            row(16, saved(x(21), -48)),
+            row(44, CfaRule::Restored(x(19))),
+            row(44, CfaRule::Restored(x(20))),
+            row(48, CfaRule::Restored(x(21))),
+            row(56, CfaRule::Cfa { reg: SP, offset: 0 }),
+            row(56, CfaRule::Restored(FP)),
+            row(56, CfaRule::Restored(LR)),
+        ]
+    }
+
+    #[test]
+    fn aarch64_frame_matches_gas() {
+        // The function (15 instructions, 60 bytes), as a trampoline with
+        // three saved parameters, with gas's CFI directives:
+        //
+        //   0 stp x29, x30, [sp, #-16]!  .cfi_def_cfa_offset 16
+        //                                .cfi_offset 29, -16
+        //                                .cfi_offset 30, -8
+        //   4 mov x29, sp                .cfi_def_cfa 29, 16
+        //   8 stp x19, x20, [sp, #-16]!  .cfi_offset 19, -32
+        //                                .cfi_offset 20, -24
+        //  12 str x21, [sp, #-16]!       .cfi_offset 21, -48
+        //  16 sub sp, sp, #32; mov x19, x1; mov x20, x2; mov x21, x0
+        //  32 blr x21
+        //  36 str w0, [x20]
+        //  40 ldp x19, x20, [x29, #-16]  .cfi_restore 19, .cfi_restore 20
+        //  44 ldur x21, [x29, #-32]      .cfi_restore 21
+        //  48 mov sp, x29
+        //  52 ldp x29, x30, [sp], #16    .cfi_def_cfa 31, 0
+        //                                .cfi_restore 29, .cfi_restore 30
+        //  56 ret
+        //
+        // `aarch64-linux-gnu-as` + `aarch64-linux-gnu-readelf
+        // --debug-dump=frames` (binutils 2.40): CIE "zR", code alignment
+        // 4, data alignment -8, return address column 30, `DW_CFA_def_cfa:
+        // r31 (sp) ofs 0` (gcc's own CIE for AArch64 is the same); the FDE
+        // instruction bytes below are gas's, byte for byte. gas encodes
+        // addresses pc-relative (augmentation data 0x1b); the section here
+        // uses absolute ones (0x00), the one byte of the CIE that differs.
+        let s = eh_frame(Isa::Aarch64, 0x4000, 60, &aarch64_rows()).unwrap();
+        assert_eq!(
+            &s[..24],
+            &[
+                20, 0, 0, 0, 0, 0, 0, 0, 1, b'z', b'R', 0, 4, 0x78, 30, 1, 0, 0x0c, 31, 0, 0, 0, 0,
+                0
+            ]
+        );
+        let fde = &s[24..];
+        assert_eq!(&fde[4..8], &28u32.to_le_bytes());
+        assert_eq!(&fde[8..16], &0x4000u64.to_le_bytes());
+        assert_eq!(&fde[16..24], &60u64.to_le_bytes());
+        assert_eq!(fde[24], 0);
+        let gas: [u8; 30] = [
+            0x41, 0x0e, 0x10, 0x9d, 0x02, 0x9e, 0x01, 0x41, 0x0c, 0x1d, 0x10, 0x41, 0x93, 0x04,
+            0x94, 0x03, 0x41, 0x95, 0x06, 0x47, 0xd3, 0xd4, 0x41, 0xd5, 0x42, 0x0c, 0x1f, 0x00,
+            0xdd, 0xde,
+        ];
+        assert_eq!(&fde[25..55], &gas);
+        let len = u32::from_le_bytes(fde[..4].try_into().unwrap()) as usize;
+        assert_eq!((len + 4) % 8, 0);
+        assert!(
+            fde[55..len + 4].iter().all(|&b| b == 0),
+            "DW_CFA_nop padding"
+        );
+        assert_eq!(&fde[len + 4..], &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn aarch64_entry_state_is_sp_plus_zero() {
+        // No rows (a closure stub, a leaf): only the CIE's entry state.
+        // aadwarf64 §4.1: sp is r31; the CFA is sp + 0 at entry, the
+        // return address is in x30 (column 30), which needs no rule.
+        let s = eh_frame(Isa::Aarch64, 0x1000, 32, &[]).unwrap();
+        assert_eq!(&s[17..20], &[0x0c, 31, 0]);
+        assert_eq!(s.len(), FDE_OFFSET + 32 + 4);
+        assert!(s[FDE_OFFSET + 25..FDE_OFFSET + 32].iter().all(|&b| b == 0));
+        // Advances are in instructions: +256 bytes is 64 instructions
+        // (DW_CFA_advance_loc1 64), +4 is one (advance_loc 1).
+        let r = |at| UnwindRow {
+            at,
+            rule: CfaRule::CfaOffset(16),
+        };
+        let s = eh_frame(Isa::Aarch64, 0, 0x1000, &[r(4), r(260)]).unwrap();
+        assert_eq!(
+            &s[FDE_OFFSET + 25..FDE_OFFSET + 32],
+            &[0x41, 0x0e, 16, 0x02, 64, 0x0e, 16]
+        );
+    }
+
+    #[test]
+    fn gdb_object_for_aarch64_is_well_formed_elf() {
+        use object::{Object, ObjectSection};
+        // stp x29, x30, [sp, #-16]!; mov x29, sp; ldp x29, x30, [sp], #16;
+        // ret.
+        let code: Vec<u8> = [0xa9bf7bfdu32, 0x910003fd, 0xa8c17bfd, 0xd65f03c0]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let eh = eh_frame(Isa::Aarch64, 0x7000_2000, 16, &[]).unwrap();
+        let img = gdb::elf_image(
+            Isa::Aarch64,
+            &code,
+            0x7000_2000,
+            &eh,
+            "jitffi:call:int(int)",
+        );
+        let f = object::File::parse(&*img).expect("parses as ELF");
+        // gABI: EM_AARCH64 = 183.
+        assert_eq!(u16::from_le_bytes([img[18], img[19]]), 183);
+        assert_eq!(f.architecture(), object::Architecture::Aarch64);
+        let ehs = f.section_by_name(".eh_frame").unwrap();
+        assert_eq!(ehs.data().unwrap(), &eh[..]);
+    }
+
+    #[test]
+    fn foreign_code_is_not_registered() {
+        let foreign = match HOST_ISA {
+            Some(Isa::X86_64) => Isa::Aarch64,
+            _ => Isa::X86_64,
+        };
+        let code = [0u8; 16];
+        // SAFETY: refused before the code or the rows are looked at.
+        let r = unsafe { Registration::register(foreign, code.as_ptr(), code.len(), &[]) };
+        assert!(r.is_err());
     }
 }

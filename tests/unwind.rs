@@ -1,13 +1,20 @@
-//! Unwinding through generated code (x86-64 Linux): glibc's `backtrace()`
-//! and C++ exceptions must pass through jitffi's forward trampolines and
-//! closure bodies, which needs the unwind tables `jitffi::unwind`
-//! registers.
+//! Unwinding through generated code (x86-64 and AArch64 Linux): glibc's
+//! `backtrace()` and C++ exceptions must pass through jitffi's forward
+//! trampolines and closure bodies, which needs the unwind tables
+//! `jitffi::unwind` registers.
 //!
-//! The C and C++ helpers are compiled with the host gcc / g++ into
-//! CARGO_TARGET_TMPDIR. Whether a frame was seen is decided by address
-//! ranges taken from symbol tables (the test binary's `.symtab`, the
-//! helper library's symbol sizes), never from jitffi itself.
-#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+//! The C and C++ helpers are compiled with the target's gcc / g++ (on
+//! AArch64 `$CC_aarch64_unknown_linux_gnu` / `$CXX_aarch64_unknown_linux_gnu`
+//! or the Debian cross compilers, as .ci/aarch64.sh sets up; under
+//! qemu-user the x86-64 compilers start as usual, see
+//! tests/libffi_testsuite.rs) into CARGO_TARGET_TMPDIR. Whether a frame was
+//! seen is decided by address ranges taken from symbol tables (the test
+//! binary's `.symtab`, the helper library's symbol sizes), never from
+//! jitffi itself.
+#![cfg(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_os = "linux"
+))]
 
 use std::ffi::c_void;
 use std::path::PathBuf;
@@ -33,6 +40,13 @@ int bt_here(void **buf, int max) {
 int bt_here8(void **buf, int max, long a, long b, long c, long d, long e,
              long f) {
     (void)a; (void)b; (void)c; (void)d; (void)e; (void)f;
+    return backtrace(buf, max);
+}
+
+/* Ten arguments: two on the stack on AArch64 too (AAPCS64 C.16). */
+int bt_here10(void **buf, int max, long a, long b, long c, long d, long e,
+              long f, long g, long h) {
+    (void)a; (void)b; (void)c; (void)d; (void)e; (void)f; (void)g; (void)h;
     return backtrace(buf, max);
 }
 
@@ -87,6 +101,35 @@ extern "C" int cxx_catch_closure(int (*fn)(int), int x) {
 }
 "#;
 
+/// The target's C (`cxx` false) or C++ compiler: gcc / g++ on x86-64; on
+/// AArch64 `$CC_aarch64_unknown_linux_gnu` / `$CXX_aarch64_unknown_linux_gnu`,
+/// else the cross compiler if present, else gcc / g++ (a native AArch64
+/// host).
+fn compiler(cxx: bool) -> String {
+    let native = if cxx { "g++" } else { "gcc" };
+    if cfg!(target_arch = "x86_64") {
+        return native.into();
+    }
+    let var = if cxx {
+        "CXX_aarch64_unknown_linux_gnu"
+    } else {
+        "CC_aarch64_unknown_linux_gnu"
+    };
+    if let Some(c) = std::env::var(var).ok().filter(|c| !c.is_empty()) {
+        return c;
+    }
+    let cross = format!("aarch64-linux-gnu-{native}");
+    let found = Command::new(&cross)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        cross
+    } else {
+        native.into()
+    }
+}
+
 /// Compiles `src` with `compiler` into a shared library once per process.
 fn build(compiler: &str, name: &str, ext: &str, src: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -111,7 +154,7 @@ struct CLib {
 fn clib() -> &'static CLib {
     static L: OnceLock<CLib> = OnceLock::new();
     L.get_or_init(|| {
-        let path = build("gcc", "unwind_bt", "c", C_SRC);
+        let path = build(&compiler(false), "unwind_bt", "c", C_SRC);
         // SAFETY: a library we just built, with no initialisers.
         let lib = unsafe { libloading::Library::new(&path) }.expect("load the C helper");
         CLib { lib, path }
@@ -140,7 +183,8 @@ fn range_of(path: &std::path::Path, name: &str, runtime: usize) -> std::ops::Ran
 }
 
 fn sig(decl: &str) -> jitffi::Signature {
-    parse_signature(decl, Abi::SysV64).unwrap_or_else(|e| panic!("{decl}: {e}"))
+    let abi = Abi::host().expect("a host ABI");
+    parse_signature(decl, abi).unwrap_or_else(|e| panic!("{decl}: {e}"))
 }
 
 /// Return addresses the C helper's backtrace saw.
@@ -223,15 +267,23 @@ fn backtrace_through(decl: &str, target: &str, mode_bound: bool, extra: usize) -
 fn backtrace_passes_a_forward_trampoline() {
     let marker = marker_range();
     for (decl, target, bound, extra) in [
-        // Fast path: `push rdx` (ret) before the call.
+        // x86-64 fast path: `push rdx` (ret) before the call. AArch64 has
+        // one shape: frame record, x19–x21 saved.
         ("int bt_here(void **, int);", "bt_here", false, 0),
         ("int bt_here(void **, int);", "bt_here", true, 0),
-        // General path: frame pointer, callee-saved pushes, stack arguments.
+        // x86-64 general path: frame pointer, callee-saved pushes, stack
+        // arguments (on AArch64 the two last arguments stay in x6, x7).
         (
             "int bt_here8(void **, int, long, long, long, long, long, long);",
             "bt_here8",
             false,
             6,
+        ),
+        (
+            "int bt_here10(void **, int, long, long, long, long, long, long, long, long);",
+            "bt_here10",
+            true,
+            8,
         ),
     ] {
         let (frames, n) = backtrace_through(decl, target, bound, extra);
@@ -288,7 +340,7 @@ fn in_child(name: &str) -> Option<String> {
     if std::env::var_os("JITFFI_UNWIND_CHILD").is_some() {
         return None;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
+    let out = child_command()
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env("JITFFI_UNWIND_CHILD", "1")
         .output()
@@ -306,8 +358,35 @@ fn in_child(name: &str) -> Option<String> {
     Some(all)
 }
 
+/// A command that starts this test binary again. Under qemu-user (the
+/// AArch64 suite on an x86-64 host, the cargo runner in
+/// .cargo/config.toml) a guest's `execve` of another AArch64 program works
+/// only with binfmt_misc; without it the child is started as
+/// `qemu-aarch64 -L $QEMU_LD_PREFIX exe` (as tests/libffi_testsuite.rs
+/// does).
+fn child_command() -> Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    if cfg!(target_arch = "x86_64") {
+        return Command::new(exe);
+    }
+    let direct = Command::new(&exe)
+        .arg("--list")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if direct {
+        return Command::new(exe);
+    }
+    let sysroot = std::env::var("QEMU_LD_PREFIX")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "/usr/aarch64-linux-gnu".into());
+    let mut c = Command::new("qemu-aarch64");
+    c.arg("-L").arg(sysroot).arg(exe);
+    c
+}
+
 fn cxxlib() -> libloading::Library {
-    let path = build("g++", "unwind_cxx", "cc", CXX_SRC);
+    let path = build(&compiler(true), "unwind_cxx", "cc", CXX_SRC);
     // SAFETY: a library we just built; its initialisers are libstdc++'s.
     unsafe { libloading::Library::new(&path) }.expect("load the C++ helper")
 }
@@ -342,7 +421,15 @@ fn cxx_exception_passes_a_forward_trampoline() {
         None,
     )
     .expect("compile");
-    assert!(t.code().starts_with(&[0x55]), "general path: push rbp");
+    if cfg!(target_arch = "x86_64") {
+        assert!(t.code().starts_with(&[0x55]), "general path: push rbp");
+    } else {
+        // stp x29, x30, [sp, #-16]! (0xa9bf7bfd): the frame record.
+        assert!(
+            t.code().starts_with(&[0xfd, 0x7b, 0xbf, 0xa9]),
+            "frame record"
+        );
+    }
     // cxx_thrower reads only its first argument; the callee-side extra
     // arguments are simply ignored by the C++ function.
     assert_eq!(catch(t.entry(), thrower, 1), 42);
@@ -385,6 +472,9 @@ fn registrations_come_and_go() {
 }
 
 #[test]
+// The host's gdb cannot run the AArch64 jitffi binary (under qemu-user it
+// would need qemu's gdb stub and gdb-multiarch): x86-64 only.
+#[cfg(target_arch = "x86_64")]
 fn gdb_backtrace_walks_and_names_a_trampoline() {
     // gdb reads jitffi's objects through its JIT interface (the process is
     // traced, so jitffi registers them). Skipped without gdb.

@@ -43,6 +43,13 @@
 //!    integer results to 32 bits).
 //! 6. `mov sp, x29; ldp x29, x30, [sp], #16; ret`.
 //!
+//! Unwind rows ([`emit_closure_body_with_unwind`], `crate::unwind`): the
+//! frame record's push (CFA = sp + 16, x29 and x30 saved), `mov x29, sp`
+//! (CFA = x29 + 16 from then on), and the frame record's pop (CFA = sp + 0
+//! again). The stubs change neither sp nor x30, so the entry state (CFA =
+//! sp + 0, return address in x30) holds at each of their instructions: a
+//! run of stubs is registered with no rows (`src/exec/stubs.rs`).
+//!
 //! The body writes no callee-saved register but x29/x30 (saved in the frame
 //! record): x19–x28 and d8–d15 are preserved by the handler, itself an
 //! AAPCS64 function.
@@ -57,6 +64,7 @@ use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
 use crate::arch::chunks;
 use crate::arch::EmitError;
 use crate::types::{Isa, Signature};
+use crate::unwind::{reg::aarch64 as dw, CfaRule, UnwindRow};
 
 use crate::arch::slot::{
     AUX as SLOT_AUX, CTX as SLOT_CTX, HANDLER as SLOT_HANDLER, SIZE as STUB_SIZE,
@@ -188,6 +196,18 @@ struct Frame {
 /// against it first. Any plan shape the emitter does not handle is an error,
 /// never wrong code.
 pub fn emit_closure_body(sig: &Signature, plan: &CallPlan) -> Result<Vec<u8>, EmitError> {
+    emit_closure_body_with_unwind(sig, plan).map(|(code, _)| code)
+}
+
+/// [`emit_closure_body`], also returning the frame changes the code makes
+/// (for unwind tables, `crate::unwind`). The body is entered by a branch
+/// (`br x17`) from the stub, with the caller's sp and its return address
+/// in x30 untouched: at entry the CFA is sp + 0, as for any function
+/// (aadwarf64 §4.1).
+pub fn emit_closure_body_with_unwind(
+    sig: &Signature,
+    plan: &CallPlan,
+) -> Result<(Vec<u8>, Vec<UnwindRow>), EmitError> {
     if plan.abi.isa() != Isa::Aarch64 || sig.abi != plan.abi {
         return err(format!(
             "the AArch64 closure emitter cannot emit a {} plan for a {} signature",
@@ -203,11 +223,14 @@ pub fn emit_closure_body(sig: &Signature, plan: &CallPlan) -> Result<Vec<u8>, Em
         ops: Asm::new(0),
         plan,
         frame,
+        rows: Vec::new(),
     };
     e.emit()?;
-    e.ops
+    let code = e
+        .ops
         .finalize()
-        .map_err(|x| EmitError(format!("assembler: {x}")))
+        .map_err(|x| EmitError(format!("assembler: {x}")))?;
+    Ok((code, e.rows))
 }
 
 /// Whether every piece of a value is on the stack and the pieces sit in the
@@ -266,15 +289,36 @@ struct Body<'a> {
     ops: Asm,
     plan: &'a CallPlan,
     frame: Frame,
+    /// Frame changes so far, for the unwind tables.
+    rows: Vec<UnwindRow>,
 }
 
 impl Body<'_> {
+    /// Records that `rule` holds from the current offset on.
+    fn row(&mut self, rule: CfaRule) {
+        let at = self.ops.offset().0 as u32;
+        self.rows.push(UnwindRow { at, rule });
+    }
+
     fn emit(&mut self) -> Result<(), EmitError> {
-        dynasm!(self.ops
-            ; .arch aarch64
-            ; stp x29, x30, [sp, #-16]!
-            ; mov x29, sp
-        );
+        // Unwind rows (aadwarf64 §4.1 numbers): the frame record pushed,
+        // CFA = sp + 16 with x29 at CFA − 16 and x30 at CFA − 8; then
+        // x29 + 16 until the epilogue, however sp moves below.
+        dynasm!(self.ops ; .arch aarch64 ; stp x29, x30, [sp, #-16]!);
+        self.row(CfaRule::CfaOffset(16));
+        self.row(CfaRule::Saved {
+            reg: dw::FP,
+            offset: -16,
+        });
+        self.row(CfaRule::Saved {
+            reg: dw::LR,
+            offset: -8,
+        });
+        dynasm!(self.ops ; .arch aarch64 ; mov x29, sp);
+        self.row(CfaRule::Cfa {
+            reg: dw::FP,
+            offset: 16,
+        });
         self.alloc_frame(self.frame.size);
         self.spill_registers()?;
         self.stack_pieces()?;
@@ -308,12 +352,20 @@ impl Body<'_> {
         );
 
         self.load_result()?;
+        // After the frame record's pop the entry state holds again: CFA =
+        // sp + 0, x29 and x30 in their registers. One return path.
         dynasm!(self.ops
             ; .arch aarch64
             ; mov sp, x29
             ; ldp x29, x30, [sp], #16
-            ; ret
         );
+        self.row(CfaRule::Cfa {
+            reg: dw::SP,
+            offset: 0,
+        });
+        self.row(CfaRule::Restored(dw::FP));
+        self.row(CfaRule::Restored(dw::LR));
+        dynasm!(self.ops ; .arch aarch64 ; ret);
         Ok(())
     }
 

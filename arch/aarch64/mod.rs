@@ -38,6 +38,12 @@
 //! 6. Epilogue: reload x19–x21 relative to fp, `mov sp, x29`,
 //!    `ldp x29, x30, [sp], #16; ret`.
 //!
+//! Unwind rows (`emit_forward_with_unwind`, `crate::unwind`): the frame
+//! record's push (CFA = sp + 16, x29 and x30 saved), `mov x29, sp` (CFA =
+//! x29 + 16 from then on, so the frame allocation and its page probes need
+//! no rows), each save of x19–x21, each reload, and the frame record's pop
+//! (CFA = sp + 0 again). There is one return path, at the end.
+//!
 //! The callee-saved SIMD registers d8–d15 are never touched; x18 (the
 //! platform register) is never touched.
 
@@ -55,6 +61,7 @@ use super::{ArgSource, EmitError, Target};
 use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
 use crate::arch::chunks;
 use crate::types::{Abi, Isa, Signature};
+use crate::unwind::{reg::aarch64 as dw, CfaRule, UnwindRow};
 
 /// Register of the trampoline's `args` parameter across the body.
 const ARGS: u8 = 19;
@@ -107,6 +114,19 @@ pub fn emit_forward(
     source: ArgSource<'_>,
     target: Target,
 ) -> Result<Vec<u8>, EmitError> {
+    emit_forward_with_unwind(sig, plan, source, target).map(|(code, _)| code)
+}
+
+/// [`emit_forward`], also returning the frame changes the code makes (for
+/// unwind tables, `crate::unwind`): each row takes effect at the
+/// instruction after the one that changed the frame. At entry (no row yet)
+/// the CFA is sp + 0 and the return address is in x30 (aadwarf64 §4.1).
+pub fn emit_forward_with_unwind(
+    sig: &Signature,
+    plan: &CallPlan,
+    source: ArgSource<'_>,
+    target: Target,
+) -> Result<(Vec<u8>, Vec<UnwindRow>), EmitError> {
     if plan.abi.isa() != Isa::Aarch64 || sig.abi != plan.abi {
         return err(format!(
             "the AArch64 emitter cannot emit a {} plan for a {} signature",
@@ -132,11 +152,14 @@ pub fn emit_forward(
         plan,
         source,
         copy_base: plan.stack_size as u64,
+        rows: Vec::new(),
     };
     e.emit(target)?;
-    e.ops
+    let code = e
+        .ops
         .finalize()
-        .map_err(|x| EmitError(format!("assembler: {x}")))
+        .map_err(|x| EmitError(format!("assembler: {x}")))?;
+    Ok((code, e.rows))
 }
 
 struct Emitter<'a> {
@@ -146,9 +169,17 @@ struct Emitter<'a> {
     source: ArgSource<'a>,
     /// Offset of the copy area from sp (just above the argument area).
     copy_base: u64,
+    /// Frame changes so far, for the unwind tables.
+    rows: Vec<UnwindRow>,
 }
 
 impl Emitter<'_> {
+    /// Records that `rule` holds from the current offset on.
+    fn row(&mut self, rule: CfaRule) {
+        let at = self.ops.offset().0 as u32;
+        self.rows.push(UnwindRow { at, rule });
+    }
+
     fn emit(&mut self, target: Target) -> Result<(), EmitError> {
         let plan = self.plan;
         let uses_args = plan.args.iter().any(|a| !matches!(a, ArgPlan::Ignored));
@@ -171,16 +202,39 @@ impl Emitter<'_> {
             return err(format!("a {frame}-byte call frame is too large"));
         }
 
-        dynasm!(self.ops
-            ; .arch aarch64
-            ; stp x29, x30, [sp, #-16]!
-            ; mov x29, sp
-        );
-        for pair in saved.chunks(2) {
+        // Unwind rows (aadwarf64 §4.1 numbers; at entry CFA = sp + 0):
+        // after the frame record is pushed the CFA is sp + 16 with x29 at
+        // CFA − 16 and x30 at CFA − 8; from `mov x29, sp` on it is x29 + 16,
+        // which holds until the epilogue, however sp moves below.
+        dynasm!(self.ops ; .arch aarch64 ; stp x29, x30, [sp, #-16]!);
+        self.row(CfaRule::CfaOffset(16));
+        self.row(CfaRule::Saved {
+            reg: dw::FP,
+            offset: -16,
+        });
+        self.row(CfaRule::Saved {
+            reg: dw::LR,
+            offset: -8,
+        });
+        dynasm!(self.ops ; .arch aarch64 ; mov x29, sp);
+        self.row(CfaRule::Cfa {
+            reg: dw::FP,
+            offset: 16,
+        });
+        // Pair k is stored at fp − 16 (k + 1) = CFA − 32 − 16k, its second
+        // register 8 above.
+        for (k, pair) in saved.chunks(2).enumerate() {
+            let at = -32 - 16 * k as i32;
             match *pair {
                 [a, b] => dynasm!(self.ops ; .arch aarch64 ; stp X(a), X(b), [sp, #-16]!),
                 [a] => dynasm!(self.ops ; .arch aarch64 ; str X(a), [sp, #-16]!),
                 _ => {}
+            }
+            for (j, &r) in pair.iter().enumerate() {
+                self.row(CfaRule::Saved {
+                    reg: dw::x(r),
+                    offset: at + 8 * j as i32,
+                });
             }
         }
         self.alloc_frame(frame)?;
@@ -207,7 +261,11 @@ impl Emitter<'_> {
 
         self.result_phase()?;
 
-        // Pair k was stored at fp - 16 (k + 1).
+        // Pair k was stored at fp - 16 (k + 1). Each reloaded register is
+        // marked restored: once the frame is popped its slot lies below
+        // sp, where a signal handler's frame may overwrite it (AArch64
+        // Linux has no red zone; AAPCS64 "Universal stack constraints":
+        // only memory at or above sp is the process's stack).
         for (k, pair) in saved.chunks(2).enumerate() {
             let off = -16 * (k as i32 + 1);
             match *pair {
@@ -215,13 +273,25 @@ impl Emitter<'_> {
                 [a] => dynasm!(self.ops ; .arch aarch64 ; ldur X(a), [x29, off]),
                 _ => {}
             }
+            for &r in pair {
+                self.row(CfaRule::Restored(dw::x(r)));
+            }
         }
+        // `mov sp, x29` leaves x29 (and so the CFA rule) as it is; after the
+        // frame record is popped the entry state holds again: CFA = sp + 0,
+        // x29 and the return address (x30) back in their registers.
         dynasm!(self.ops
             ; .arch aarch64
             ; mov sp, x29
             ; ldp x29, x30, [sp], #16
-            ; ret
         );
+        self.row(CfaRule::Cfa {
+            reg: dw::SP,
+            offset: 0,
+        });
+        self.row(CfaRule::Restored(dw::FP));
+        self.row(CfaRule::Restored(dw::LR));
+        dynasm!(self.ops ; .arch aarch64 ; ret);
         Ok(())
     }
 

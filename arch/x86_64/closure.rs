@@ -59,7 +59,7 @@ use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
 use crate::arch::chunks;
 use crate::arch::EmitError;
 use crate::types::{Abi, Isa, Signature};
-use crate::unwind::{reg as dw, CfaRule, UnwindRow};
+use crate::unwind::{reg::x86_64 as dw, CfaRule, UnwindRow};
 
 use crate::arch::slot::{self, SIZE as STUB_SIZE};
 

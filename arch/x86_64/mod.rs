@@ -65,7 +65,7 @@ use super::{ArgSource, EmitError, Target};
 use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
 use crate::arch::chunks;
 use crate::types::{Isa, Signature};
-use crate::unwind::{reg as dw, CfaRule, UnwindRow};
+use crate::unwind::{reg::x86_64 as dw, CfaRule, UnwindRow};
 
 const RAX: u8 = 0;
 const RCX: u8 = 1;

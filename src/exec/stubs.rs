@@ -395,20 +395,26 @@ fn map_run() -> io::Result<Vec<NonNull<Slot>>> {
     crate::arch::aarch64::closure::sync_icache(unsafe {
         std::slice::from_raw_parts(base.cast_const(), bytes)
     });
-    // Unwind tables for the run's stubs (x86-64): a stub changes neither
-    // rsp nor any callee-saved register (`lea r10, [rip + d]; jmp [r10]`),
-    // so the entry rule (CFA = rsp + 8, return address at CFA - 8) holds at
-    // every byte, which is what an FDE with no rows says. It matters only
-    // while the PC is inside a stub (a profiler's sample, a signal, a
-    // debugger's step): a stub jumps, so it is never a frame further up a
-    // stack. Registered once per run and never taken back: runs live for
-    // the rest of the process.
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    {
-        // SAFETY: base..base + bytes is the run's stub code, executable
-        // from here on and never unmapped; no rows is the truth for it.
+    // Unwind tables for the run's stubs. A stub changes neither the stack
+    // pointer nor any callee-saved register nor the return address
+    // (x86-64: `lea r10, [rip + d]; jmp [r10]`; AArch64: `adr x16, d;
+    // ldr x17, [x16]; br x17`), so the entry rule (x86-64: CFA = rsp + 8,
+    // return address at CFA - 8; AArch64: CFA = sp + 0, return address in
+    // x30) holds at every instruction, which is what an FDE with no rows
+    // says. It matters only while the PC is inside a stub (a profiler's
+    // sample, a signal, a debugger's step): a stub jumps, so it is never a
+    // frame further up a stack. Registered once per run and never taken
+    // back: runs live for the rest of the process.
+    #[cfg(all(
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        target_os = "linux"
+    ))]
+    if let Some(isa) = crate::unwind::HOST_ISA {
+        // SAFETY: base..base + bytes is the run's stub code, of the host's
+        // instruction set (`host_stub`), executable from here on and never
+        // unmapped; no rows is the truth for it.
         let reg = unsafe {
-            crate::unwind::Registration::register_named(base, bytes, &[], || {
+            crate::unwind::Registration::register_named(isa, base, bytes, &[], || {
                 "jitffi:closure-stubs".into()
             })
         };
