@@ -371,7 +371,7 @@ unsafe fn header_of(closure: *mut c_void) -> Option<*mut Header> {
 ///
 /// `extern "C-unwind"`, as is [`FfiClosureFun`]: a C++ exception thrown by
 /// `fun` passes through here and through the closure body, which have
-/// unwind tables on x86-64 (libffi's `unwindtest.cc`).
+/// unwind tables on x86-64 and AArch64 Linux (libffi's `unwindtest.cc`).
 extern "C-unwind" fn handler(ctx: *mut c_void, args: *const *mut c_void, ret: *mut c_void) {
     // SAFETY: ctx is the ffi_closure this slot was published with, live
     // until ffi_closure_free (which unpublishes the slot first); like
