@@ -1,17 +1,80 @@
 //! AArch64 instruction helpers shared by the forward emitter and the
 //! closure body emitter: loads and stores of every width at any offset,
-//! and adds of large immediates.
+//! adds of large immediates, and the frame record's push and pop with
+//! their unwind rows.
 
 use dynasmrt::aarch64::Aarch64Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use crate::arch::{chunks, EmitError};
+use crate::unwind::{reg::aarch64 as dw, CfaRule, UnwindRow};
 
 pub(super) type Asm = VecAssembler<Aarch64Relocation>;
 
 /// Largest immediate offset the helpers accept (16 MiB − 1): two 12-bit
 /// `add` immediates.
 pub(super) const MAX_OFFSET: u64 = (1 << 24) - 1;
+
+/// Records that `rule` holds from the current offset of `ops` on.
+pub(super) fn row(ops: &Asm, rows: &mut Vec<UnwindRow>, rule: CfaRule) {
+    let at = ops.offset().0 as u32;
+    rows.push(UnwindRow { at, rule });
+}
+
+/// `stp x29, x30, [sp, #-16]!; mov x29, sp`, and its unwind rows
+/// (aadwarf64 §4.1 numbers; at entry CFA = sp + 0): after the push the CFA
+/// is sp + 16 with x29 at CFA − 16 and x30 at CFA − 8; from `mov x29, sp`
+/// on it is x29 + 16, which holds until [`pop_frame_record`], however sp
+/// moves below.
+pub(super) fn push_frame_record(ops: &mut Asm, rows: &mut Vec<UnwindRow>) {
+    dynasm!(ops ; .arch aarch64 ; stp x29, x30, [sp, #-16]!);
+    row(ops, rows, CfaRule::CfaOffset(16));
+    row(
+        ops,
+        rows,
+        CfaRule::Saved {
+            reg: dw::FP,
+            offset: -16,
+        },
+    );
+    row(
+        ops,
+        rows,
+        CfaRule::Saved {
+            reg: dw::LR,
+            offset: -8,
+        },
+    );
+    dynasm!(ops ; .arch aarch64 ; mov x29, sp);
+    row(
+        ops,
+        rows,
+        CfaRule::Cfa {
+            reg: dw::FP,
+            offset: 16,
+        },
+    );
+}
+
+/// `mov sp, x29; ldp x29, x30, [sp], #16`, and its unwind rows: the entry
+/// state holds again (CFA = sp + 0, x29 and x30 in their registers).
+pub(super) fn pop_frame_record(ops: &mut Asm, rows: &mut Vec<UnwindRow>) {
+    dynasm!(ops
+        ; .arch aarch64
+        ; mov sp, x29
+        ; ldp x29, x30, [sp], #16
+    );
+    row(
+        ops,
+        rows,
+        CfaRule::Cfa {
+            reg: dw::SP,
+            offset: 0,
+        },
+    );
+    row(ops, rows, CfaRule::Restored(dw::FP));
+    row(ops, rows, CfaRule::Restored(dw::LR));
+}
 
 fn err<T>(msg: impl Into<String>) -> Result<T, EmitError> {
     Err(EmitError(msg.into()))

@@ -64,7 +64,7 @@ use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
 use crate::arch::chunks;
 use crate::arch::EmitError;
 use crate::types::{Isa, Signature};
-use crate::unwind::{reg::aarch64 as dw, CfaRule, UnwindRow};
+use crate::unwind::UnwindRow;
 
 use crate::arch::slot::{
     AUX as SLOT_AUX, CTX as SLOT_CTX, HANDLER as SLOT_HANDLER, SIZE as STUB_SIZE,
@@ -294,31 +294,8 @@ struct Body<'a> {
 }
 
 impl Body<'_> {
-    /// Records that `rule` holds from the current offset on.
-    fn row(&mut self, rule: CfaRule) {
-        let at = self.ops.offset().0 as u32;
-        self.rows.push(UnwindRow { at, rule });
-    }
-
     fn emit(&mut self) -> Result<(), EmitError> {
-        // Unwind rows (aadwarf64 §4.1 numbers): the frame record pushed,
-        // CFA = sp + 16 with x29 at CFA − 16 and x30 at CFA − 8; then
-        // x29 + 16 until the epilogue, however sp moves below.
-        dynasm!(self.ops ; .arch aarch64 ; stp x29, x30, [sp, #-16]!);
-        self.row(CfaRule::CfaOffset(16));
-        self.row(CfaRule::Saved {
-            reg: dw::FP,
-            offset: -16,
-        });
-        self.row(CfaRule::Saved {
-            reg: dw::LR,
-            offset: -8,
-        });
-        dynasm!(self.ops ; .arch aarch64 ; mov x29, sp);
-        self.row(CfaRule::Cfa {
-            reg: dw::FP,
-            offset: 16,
-        });
+        asm::push_frame_record(&mut self.ops, &mut self.rows);
         self.alloc_frame(self.frame.size);
         self.spill_registers()?;
         self.stack_pieces()?;
@@ -354,17 +331,7 @@ impl Body<'_> {
         self.load_result()?;
         // After the frame record's pop the entry state holds again: CFA =
         // sp + 0, x29 and x30 in their registers. One return path.
-        dynasm!(self.ops
-            ; .arch aarch64
-            ; mov sp, x29
-            ; ldp x29, x30, [sp], #16
-        );
-        self.row(CfaRule::Cfa {
-            reg: dw::SP,
-            offset: 0,
-        });
-        self.row(CfaRule::Restored(dw::FP));
-        self.row(CfaRule::Restored(dw::LR));
+        asm::pop_frame_record(&mut self.ops, &mut self.rows);
         dynasm!(self.ops ; .arch aarch64 ; ret);
         Ok(())
     }

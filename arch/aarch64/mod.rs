@@ -176,8 +176,7 @@ struct Emitter<'a> {
 impl Emitter<'_> {
     /// Records that `rule` holds from the current offset on.
     fn row(&mut self, rule: CfaRule) {
-        let at = self.ops.offset().0 as u32;
-        self.rows.push(UnwindRow { at, rule });
+        asm::row(&self.ops, &mut self.rows, rule);
     }
 
     fn emit(&mut self, target: Target) -> Result<(), EmitError> {
@@ -202,25 +201,7 @@ impl Emitter<'_> {
             return err(format!("a {frame}-byte call frame is too large"));
         }
 
-        // Unwind rows (aadwarf64 §4.1 numbers; at entry CFA = sp + 0):
-        // after the frame record is pushed the CFA is sp + 16 with x29 at
-        // CFA − 16 and x30 at CFA − 8; from `mov x29, sp` on it is x29 + 16,
-        // which holds until the epilogue, however sp moves below.
-        dynasm!(self.ops ; .arch aarch64 ; stp x29, x30, [sp, #-16]!);
-        self.row(CfaRule::CfaOffset(16));
-        self.row(CfaRule::Saved {
-            reg: dw::FP,
-            offset: -16,
-        });
-        self.row(CfaRule::Saved {
-            reg: dw::LR,
-            offset: -8,
-        });
-        dynasm!(self.ops ; .arch aarch64 ; mov x29, sp);
-        self.row(CfaRule::Cfa {
-            reg: dw::FP,
-            offset: 16,
-        });
+        asm::push_frame_record(&mut self.ops, &mut self.rows);
         // Pair k is stored at fp − 16 (k + 1) = CFA − 32 − 16k, its second
         // register 8 above.
         for (k, pair) in saved.chunks(2).enumerate() {
@@ -280,17 +261,7 @@ impl Emitter<'_> {
         // `mov sp, x29` leaves x29 (and so the CFA rule) as it is; after the
         // frame record is popped the entry state holds again: CFA = sp + 0,
         // x29 and the return address (x30) back in their registers.
-        dynasm!(self.ops
-            ; .arch aarch64
-            ; mov sp, x29
-            ; ldp x29, x30, [sp], #16
-        );
-        self.row(CfaRule::Cfa {
-            reg: dw::SP,
-            offset: 0,
-        });
-        self.row(CfaRule::Restored(dw::FP));
-        self.row(CfaRule::Restored(dw::LR));
+        asm::pop_frame_record(&mut self.ops, &mut self.rows);
         dynasm!(self.ops ; .arch aarch64 ; ret);
         Ok(())
     }
