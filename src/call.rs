@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::abi::CallPlan;
 use crate::arch::{ArgSource, Target};
-use crate::exec::{Code, CodeArena};
+use crate::exec::Code;
 use crate::types::{Isa, Signature};
 use crate::Error;
 
@@ -248,21 +248,13 @@ impl Trampoline {
         }
         let (plan, bytes, rows) = emit_with_unwind(sig, mode, target)?;
         let (offsets, frame_size) = sig.frame_layout();
-        let code = CodeArena::global().install(&bytes)?;
         // SAFETY: the rows are the emitter's account of exactly these
-        // bytes, installed at `code`; the registration is stored next to
-        // `code` and dropped before it. The code is the host's instruction
-        // set (`executable_here`, checked above).
-        let unwind = unsafe {
-            crate::unwind::Registration::register_named(
-                sig.abi.isa(),
-                code.as_ptr(),
-                code.len(),
-                &rows,
-                || crate::perfmap::symbol_name(crate::perfmap::Kind::Call, sig),
-            )
+        // bytes; the registration is stored next to `code` and dropped
+        // before it. The code is the host's instruction set
+        // (`executable_here`, checked above).
+        let (code, unwind) = unsafe {
+            crate::unwind::install_described(crate::perfmap::Kind::Call, sig, &bytes, &rows)
         }?;
-        crate::perfmap::record(crate::perfmap::Kind::Call, sig, code.as_ptr(), code.len());
         // SAFETY: `code` holds the instructions just emitted for exactly this
         // entry type (three pointer parameters in the host C convention, no
         // result), installed executable; it lives as long as the Compiled

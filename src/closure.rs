@@ -45,7 +45,7 @@ use std::ptr::NonNull;
 use std::sync::{Mutex, OnceLock, RwLock};
 
 use crate::exec::stubs::{self, StubSlot};
-use crate::exec::{Code, CodeArena};
+use crate::exec::Code;
 use crate::types::{Isa, Signature, Type};
 use crate::Error;
 
@@ -442,24 +442,10 @@ impl InstalledBody {
 /// backtraces pass through it).
 pub fn install_body(sig: &Signature) -> Result<InstalledBody, Error> {
     let (bytes, rows) = emit_body_with_unwind(sig)?;
-    let code = CodeArena::global().install(&bytes)?;
-    crate::perfmap::record(
-        crate::perfmap::Kind::Closure,
-        sig,
-        code.as_ptr(),
-        code.len(),
-    );
-    // SAFETY: the rows describe exactly these bytes, installed at `code`;
-    // the registration is dropped before `code`. Code of another
-    // instruction set than the host's is refused here, not registered.
-    let unwind = unsafe {
-        crate::unwind::Registration::register_named(
-            sig.abi.isa(),
-            code.as_ptr(),
-            code.len(),
-            &rows,
-            || crate::perfmap::symbol_name(crate::perfmap::Kind::Closure, sig),
-        )
+    // SAFETY: the rows are the emitter's account of exactly these bytes;
+    // the registration is dropped before `code` (field order below).
+    let (code, unwind) = unsafe {
+        crate::unwind::install_described(crate::perfmap::Kind::Closure, sig, &bytes, &rows)
     }?;
     Ok(InstalledBody {
         _unwind: unwind,

@@ -508,6 +508,37 @@ mod sys {
     }
 }
 
+/// Installs `bytes`, the code emitted for `sig`, in the global arena,
+/// registers its unwind tables built from `rows`, and records it in the
+/// perf map (and names it for gdb) as `kind`: what every compiled
+/// trampoline and closure body goes through.
+///
+/// The owner keeps both results and drops the registration first.
+///
+/// # Safety
+///
+/// `rows` must be the emitter's truthful account of exactly `bytes` (see
+/// [`Registration::register`]).
+pub(crate) unsafe fn install_described(
+    kind: crate::perfmap::Kind,
+    sig: &crate::types::Signature,
+    bytes: &[u8],
+    rows: &[UnwindRow],
+) -> Result<(crate::exec::Code, Registration), crate::Error> {
+    let code = crate::exec::CodeArena::global().install(bytes)?;
+    // SAFETY: the rows describe exactly these bytes, installed at `code`,
+    // per the contract; the caller keeps `code` alive as long as the
+    // registration. Code of another instruction set than the host's is
+    // refused by `register_named`, not registered.
+    let unwind = unsafe {
+        Registration::register_named(sig.abi.isa(), code.as_ptr(), code.len(), rows, || {
+            crate::perfmap::symbol_name(kind, sig)
+        })
+    }?;
+    crate::perfmap::record(kind, sig, code.as_ptr(), code.len());
+    Ok((code, unwind))
+}
+
 impl Registration {
     /// Builds the section for `len` bytes of `isa` code at `start` with
     /// `rows` ([`eh_frame`]) and registers it. `isa` must be the host's
