@@ -10,11 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
-cargo build --release --lib --features libffi-compat >&2
-so=target/release/libjitffi.so
-[ "$(nm -D "$so" | grep -c " T ffi_call")" -gt 0 ] || { echo "$so lacks the libffi layer" >&2; exit 1; }
-bin=target/compat_counts
-gcc -O2 -Wall benches/c/compat_counts.c -o "$bin" -lffi
+. benches/compat_build.sh
 count() { # preload case n
     LD_PRELOAD=$1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
         "$bin" "$2" "$3" 2>&1 >/dev/null |

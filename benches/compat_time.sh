@@ -15,11 +15,7 @@ R=${2:-15}
 shift 2 2>/dev/null || shift $#
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(add3 mix8 struct16 sret32 args12 create upcall)
-cargo build --release --lib --features libffi-compat >&2
-so=target/release/libjitffi.so
-[ "$(nm -D "$so" | grep -c " T ffi_call")" -gt 0 ] || { echo "$so lacks the libffi layer" >&2; exit 1; }
-bin=target/compat_counts
-gcc -O2 -Wall benches/c/compat_counts.c -o "$bin" -lffi
+. benches/compat_build.sh
 printf "%-10s %12s %12s %8s\n" "case" "libffi ns" "jitffi ns" "ratio"
 for c in "${cases[@]}"; do
     f=() j=()
