@@ -347,8 +347,8 @@ pub fn eh_frame(
     sleb(&mut out, cv.data_align.into()); // data alignment factor
     uleb(&mut out, cv.ra.into()); // return address column
     uleb(&mut out, 1); // augmentation data length
-                       // R: FDE address encoding.
-    out.push(DW_EH_PE_ABSPTR);
+    out.push(DW_EH_PE_ABSPTR); // R: FDE address encoding
+
     // Initial instructions: the state at entry (see `Conventions::of`).
     out.push(DW_CFA_DEF_CFA);
     uleb(&mut out, cv.sp.into());
