@@ -76,6 +76,29 @@ pub(super) fn pop_frame_record(ops: &mut Asm, rows: &mut Vec<UnwindRow>) {
     row(ops, rows, CfaRule::Restored(dw::LR));
 }
 
+/// `sub sp, sp, frame`, touching every page on the way down when the
+/// frame spans a page or more, so a guard page below the stack is never
+/// skipped (as gcc's `-fstack-clash-protection` does); `tmp` counts the
+/// pages.
+pub(super) fn alloc_frame(ops: &mut Asm, tmp: u8, frame: u64) {
+    const PAGE: u64 = 4096;
+    if frame >= PAGE {
+        mov_imm(ops, tmp, frame / PAGE);
+        dynasm!(ops
+            ; .arch aarch64
+            ; probe:
+            ; sub sp, sp, #1, lsl #12
+            ; str xzr, [sp]
+            ; subs X(tmp), XSP(tmp), #1
+            ; b.ne <probe
+        );
+    }
+    let rest = (frame % PAGE) as u32;
+    if rest != 0 {
+        dynasm!(ops ; .arch aarch64 ; sub sp, sp, rest);
+    }
+}
+
 fn err<T>(msg: impl Into<String>) -> Result<T, EmitError> {
     Err(EmitError(msg.into()))
 }

@@ -57,7 +57,7 @@
 // dynasm's expansion of dynamic registers calls `.into()` on u8.
 #![allow(clippy::useless_conversion)]
 
-use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi};
+use dynasmrt::{dynasm, DynasmApi};
 
 use super::asm::{self, Asm, Op};
 use crate::abi::{ArgPlan, CallPlan, Ext, Loc, Part, PartClass, Reg, RetPlan};
@@ -154,8 +154,6 @@ const COPY_REGS: asm::CopyRegs = asm::CopyRegs {
     addr: ADDR,
 };
 
-/// Copies up to this many bytes with unrolled moves; larger with a loop.
-const PAGE: u64 = 4096;
 /// Largest closure frame (the caller's stack arguments, at most 1 MiB, are
 /// read above it, so every offset stays below [`MAX_OFFSET`]).
 const MAX_FRAME: u64 = 1 << 23;
@@ -296,7 +294,7 @@ struct Body<'a> {
 impl Body<'_> {
     fn emit(&mut self) -> Result<(), EmitError> {
         asm::push_frame_record(&mut self.ops, &mut self.rows);
-        self.alloc_frame(self.frame.size);
+        asm::alloc_frame(&mut self.ops, TMP, self.frame.size);
         self.spill_registers()?;
         self.stack_pieces()?;
         self.fill_argv()?;
@@ -334,27 +332,6 @@ impl Body<'_> {
         asm::pop_frame_record(&mut self.ops, &mut self.rows);
         dynasm!(self.ops ; .arch aarch64 ; ret);
         Ok(())
-    }
-
-    /// `sub sp, sp, frame`, touching every page on the way down when the
-    /// frame spans a page or more (so a guard page is never skipped).
-    fn alloc_frame(&mut self, frame: u64) {
-        if frame >= PAGE {
-            let pages = (frame / PAGE) as u32;
-            dynasm!(self.ops
-                ; .arch aarch64
-                ; movz X(TMP), pages
-                ; probe:
-                ; sub sp, sp, #1, lsl #12
-                ; str xzr, [sp]
-                ; subs X(TMP), XSP(TMP), #1
-                ; b.ne <probe
-            );
-        }
-        let rest = (frame % PAGE) as u32;
-        if rest != 0 {
-            dynasm!(self.ops ; .arch aarch64 ; sub sp, sp, rest);
-        }
     }
 
     /// `x(dst) = x(base) + imm` (base 31 is sp), for `imm` below 16 MiB.

@@ -54,7 +54,7 @@
 mod asm;
 pub mod closure;
 
-use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi};
+use dynasmrt::{dynasm, DynasmApi};
 
 use self::asm::{Asm, Op, MAX_OFFSET};
 use super::{ArgSource, EmitError, Target};
@@ -95,9 +95,6 @@ const CALLREG: u8 = 16;
 const SP: u8 = 31;
 /// The indirect result location register (AAPCS64 "Result Return").
 const XR: u8 = 8;
-
-/// Copies up to this many bytes with unrolled moves; larger with a loop.
-const PAGE: u64 = 4096;
 
 fn err<T>(msg: impl Into<String>) -> Result<T, EmitError> {
     Err(EmitError(msg.into()))
@@ -218,7 +215,7 @@ impl Emitter<'_> {
                 });
             }
         }
-        self.alloc_frame(frame)?;
+        asm::alloc_frame(&mut self.ops, TMP, frame);
         if uses_args {
             dynasm!(self.ops ; .arch aarch64 ; mov X(ARGS), x1);
         }
@@ -263,28 +260,6 @@ impl Emitter<'_> {
         // x29 and the return address (x30) back in their registers.
         asm::pop_frame_record(&mut self.ops, &mut self.rows);
         dynasm!(self.ops ; .arch aarch64 ; ret);
-        Ok(())
-    }
-
-    /// `sub sp, sp, frame`, touching every page on the way down when the
-    /// frame spans a page or more (so a guard page below the stack is never
-    /// skipped, as gcc's `-fstack-clash-protection` does).
-    fn alloc_frame(&mut self, frame: u64) -> Result<(), EmitError> {
-        if frame >= PAGE {
-            self.mov_imm(TMP, frame / PAGE);
-            dynasm!(self.ops
-                ; .arch aarch64
-                ; probe:
-                ; sub sp, sp, #1, lsl #12
-                ; str xzr, [sp]
-                ; subs X(TMP), XSP(TMP), #1
-                ; b.ne <probe
-            );
-        }
-        let rest = (frame % PAGE) as u32;
-        if rest != 0 {
-            dynasm!(self.ops ; .arch aarch64 ; sub sp, sp, rest);
-        }
         Ok(())
     }
 
